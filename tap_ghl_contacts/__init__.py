@@ -1,0 +1,1 @@
+"""Singer tap for GoHighLevel contacts and the tasks, notes and appointments on them."""

@@ -1,0 +1,213 @@
+"""One small class per GHL endpoint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.resources
+from functools import cached_property
+from http import HTTPStatus
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from singer_sdk import SchemaDirectory, StreamSchema
+from typing_extensions import override
+
+from tap_ghl_contacts.client import GHLStream, error_words
+from tap_ghl_contacts.errors import APIResponseError
+from tap_ghl_contacts.pagination import SearchAfterPaginator
+from tap_ghl_contacts.timestamps import format_timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from importlib.resources.abc import Traversable
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+
+def _schema_folder() -> Traversable:
+    """Schemas ship inside the wheel; an editable install reads the source tree."""
+    packaged = importlib.resources.files(__package__) / "schemas"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "schemas"
+
+
+SCHEMAS = SchemaDirectory(_schema_folder())
+
+
+def _aware(value: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+class ContactsStream(GHLStream):
+    """Contacts, incremental on dateUpdated, via POST /contacts/search.
+
+    Sorted ascending by dateUpdated, so the bookmark advances with every record and an
+    interrupted run resumes from the last STATE it emitted. The filter is ``gte`` the
+    bookmark minus ``lookback_seconds``: contacts sharing the bookmark's dateUpdated are
+    read again rather than lost (at-least-once).
+
+    The lookback re-reads contacts older than the incoming bookmark, which singer-sdk's
+    ``check_sorted`` would reject, so order is checked here within the run instead.
+    """
+
+    name = "contacts"
+    path = "/contacts/search"
+    http_method = "POST"
+    primary_keys: ClassVar[tuple[str, ...]] = ("id",)
+    replication_key = "dateUpdated"
+    is_sorted = True
+    check_sorted = False
+    records_key = "contacts"
+    schema = StreamSchema(SCHEMAS)
+    # A STATE every 100 contacts bounds what a failed or killed run re-reads.
+    STATE_MSG_FREQUENCY = 100
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        """Start with no dateUpdated seen in this run."""
+        super().__init__(*args, **kwargs)
+        self._newest_seen: str | None = None
+
+    @override
+    def post_process(
+        self,
+        row: dict[str, Any],
+        context: Context | None = None,
+    ) -> dict[str, Any] | None:
+        record = super().post_process(row, context)
+        updated = None if record is None else record.get(self.replication_key)
+        if updated is not None:
+            if self._newest_seen is not None and updated < self._newest_seen:
+                msg = (
+                    f"GHL returned contacts out of dateUpdated order ({updated} after "
+                    f"{self._newest_seen}); stopping so the bookmark cannot skip records."
+                )
+                raise APIResponseError(msg)
+            self._newest_seen = updated
+        return record
+
+    @cached_property
+    def page_size(self) -> int:
+        """Rows per search request (pageLimit)."""
+        return int(self.config.get("page_size", 100))
+
+    @override
+    def get_new_paginator(self) -> SearchAfterPaginator:
+        return SearchAfterPaginator(self.page_size, self.records_key)
+
+    def search_floor(self, context: Context | None) -> dt.datetime | None:
+        """Lowest dateUpdated to ask for: bookmark minus lookback, never before start_date.
+
+        singer-sdk freezes the starting value (the later of bookmark and start_date) when
+        the sync begins, so every page of one run uses the same filter.
+        """
+        start = self.get_starting_timestamp(context)
+        if start is None:
+            return None
+        floor = start - dt.timedelta(seconds=int(self.config.get("lookback_seconds", 300)))
+        start_date = self.config.get("start_date")
+        return max(floor, _aware(start_date)) if start_date else floor
+
+    @override
+    def prepare_request_payload(
+        self,
+        context: Context | None,
+        next_page_token: list[Any] | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "locationId": self.config["location_id"],
+            "pageLimit": self.page_size,
+            "sort": [{"field": "dateUpdated", "direction": "asc"}],
+        }
+        floor = self.search_floor(context)
+        if floor is not None:
+            body["filters"] = [
+                {
+                    "field": "dateUpdated",
+                    "operator": "range",
+                    "value": {"gte": format_timestamp(floor)},
+                }
+            ]
+        if next_page_token:
+            body["searchAfter"] = next_page_token
+        return body
+
+    @override
+    def get_child_context(
+        self,
+        record: dict[str, Any],
+        context: Context | None,
+    ) -> dict[str, Any]:
+        return {"contactId": record["id"]}
+
+
+class ContactChildStream(GHLStream):
+    """A list endpoint under one contact; GHL does not page these."""
+
+    parent_stream_type = ContactsStream
+    primary_keys: ClassVar[tuple[str, ...]] = ("id",)
+    # One state entry per stream, not one per contact.
+    state_partitioning_keys: ClassVar[list[str]] = []
+    schema = StreamSchema(SCHEMAS)
+
+    @override
+    def get_new_paginator(self) -> None:
+        return None
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        if response.status_code == HTTPStatus.NOT_FOUND and self._is_api_not_found(response):
+            return  # the contact was deleted after the search returned it
+        super().validate_response(response)
+
+    @staticmethod
+    def _is_api_not_found(response: requests.Response) -> bool:
+        return response.headers.get("Content-Type", "").startswith("application/json")
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        if response.status_code == HTTPStatus.NOT_FOUND:
+            self.logger.warning(
+                "Stream '%s': contact gone before its %s were read (%s).",
+                self.name,
+                self.name,
+                error_words(response),
+            )
+            return []
+        return super().parse_response(response)
+
+    @override
+    def post_process(
+        self,
+        row: dict[str, Any],
+        context: Context | None = None,
+    ) -> dict[str, Any] | None:
+        if context is not None:
+            row["contactId"] = context["contactId"]  # GHL omits or nests it on some rows
+        return super().post_process(row, context)
+
+
+class TasksStream(ContactChildStream):
+    """Tasks of each contact: GET /contacts/{contactId}/tasks."""
+
+    name = "tasks"
+    path = "/contacts/{contactId}/tasks"
+    records_key = "tasks"
+
+
+class NotesStream(ContactChildStream):
+    """Notes of each contact: GET /contacts/{contactId}/notes."""
+
+    name = "notes"
+    path = "/contacts/{contactId}/notes"
+    records_key = "notes"
+
+
+class AppointmentsStream(ContactChildStream):
+    """Appointments of each contact: GET /contacts/{contactId}/appointments."""
+
+    name = "appointments"
+    path = "/contacts/{contactId}/appointments"
+    records_key = "events"

@@ -1,0 +1,119 @@
+"""The tap: settings, auth mode and the stream registry."""
+
+from __future__ import annotations
+
+import sys
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import requests
+from singer_sdk import Tap
+from singer_sdk.exceptions import (
+    ConfigValidationError,
+    FatalAPIError,
+    InvalidStreamSortException,
+    RetriableAPIError,
+)
+from typing_extensions import override
+
+from tap_ghl_contacts import settings
+from tap_ghl_contacts.auth import (
+    RotatingOAuth,
+    StaticTokenAuth,
+    TokenStore,
+    default_token_store_path,
+)
+from tap_ghl_contacts.errors import TapGHLError
+from tap_ghl_contacts.streams import (
+    AppointmentsStream,
+    ContactsStream,
+    NotesStream,
+    TasksStream,
+)
+
+if TYPE_CHECKING:
+    from requests.auth import AuthBase
+    from singer_sdk.streams import Stream
+
+# Failures that end a run with one clear line instead of a traceback.
+_USER_FACING_ERRORS = (
+    TapGHLError,
+    FatalAPIError,
+    RetriableAPIError,
+    InvalidStreamSortException,
+    requests.ConnectionError,
+    requests.Timeout,
+)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line for the user; transport errors never echo URLs with query strings."""
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return f"Cannot reach the GHL API ({type(exc).__name__}) after retrying; try again later."
+    if isinstance(exc, RetriableAPIError):
+        return f"GHL kept failing after retries: {exc}"
+    return str(exc)
+
+
+class TapGHLContacts(Tap):
+    """Singer tap for GoHighLevel (GHL) contacts and their tasks, notes and appointments."""
+
+    name = "tap-ghl-contacts"
+    config_jsonschema = settings.CONFIG_SCHEMA
+
+    @override
+    def discover_streams(self) -> list[Stream]:
+        return [
+            ContactsStream(self),
+            TasksStream(self),
+            NotesStream(self),
+            AppointmentsStream(self),
+        ]
+
+    @override
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The SDK checks types; exactly-one-auth-mode and friends are checked here.
+        errors = super()._validate_config(raise_errors=False)
+        errors += settings.problems(self.config)
+        if errors and raise_errors:
+            msg = "Config validation failed"
+            raise ConfigValidationError(msg, errors=errors)
+        return errors
+
+    @cached_property
+    def authenticator(self) -> AuthBase:
+        """One authenticator per tap, shared by every stream."""
+        config = self.config
+        if settings.auth_mode(config) is settings.AuthMode.STATIC_TOKEN:
+            return StaticTokenAuth(config["access_token"])
+        return RotatingOAuth(
+            client_id=config["client_id"],
+            client_secret=config["client_secret"],
+            location_id=config["location_id"],
+            refresh_token=config.get("refresh_token") or None,
+            token_url=f"{str(config.get('api_url') or settings.DEFAULT_API_URL).rstrip('/')}/oauth/token",
+            store=TokenStore(self.token_store_path),
+            user_agent=config.get("user_agent"),
+        )
+
+    @property
+    def token_store_path(self) -> Path:
+        """Where rotated OAuth tokens live."""
+        configured = self.config.get("token_store_path")
+        if configured:
+            return Path(configured).expanduser()
+        return default_token_store_path(self.config["client_id"], self.config["location_id"])
+
+    @override
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().invoke(*args, **kwargs)
+        except _USER_FACING_ERRORS as exc:
+            cls.logger.error("%s", describe_failure(exc))  # noqa: TRY400  (no traceback by design)
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    TapGHLContacts.cli()

@@ -1,0 +1,1 @@
+"""Tests for tap-ghl-contacts."""

@@ -1,0 +1,136 @@
+"""Ways to put a FakeGHL on the wire and to run the tap against it."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from contextlib import redirect_stdout
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests_mock
+from werkzeug import Request, Response
+
+from tap_ghl_contacts.tap import TapGHLContacts
+from tests.fake_ghl import FAKE_LOCATION, FAKE_PIT
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from tests.fake_ghl import FakeGHL
+
+
+def mount_on_mocker(mocker: requests_mock.Mocker, fake: FakeGHL, base_url: str) -> None:
+    """Serve ``fake`` at ``base_url`` through requests-mock."""
+
+    def reply(request: Any, context: Any) -> str:
+        parts = urlsplit(request.url)
+        status, headers, body = fake.handle(
+            request.method,
+            parts.path,
+            dict(request.headers),
+            parse_qs(parts.query),
+            request.body.encode() if isinstance(request.body, str) else (request.body or b""),
+        )
+        context.status_code = status
+        context.headers.update({"Content-Type": "application/json", **headers})
+        return body if isinstance(body, str) else json.dumps(body)
+
+    mocker.register_uri(requests_mock.ANY, re.compile(re.escape(base_url) + r"(/.*)?$"), text=reply)
+
+
+def werkzeug_handler(fake: FakeGHL) -> Callable[[Request], Response]:
+    """Serve ``fake`` from a real HTTP server (pytest-httpserver)."""
+
+    def handle(request: Request) -> Response:
+        status, headers, body = fake.handle(
+            request.method,
+            request.path,
+            dict(request.headers),
+            {k: request.args.getlist(k) for k in request.args},
+            request.get_data(),
+        )
+        text = body if isinstance(body, str) else json.dumps(body)
+        return Response(text, status=status, headers={"Content-Type": "application/json", **headers})
+
+    return handle
+
+
+@dataclass
+class SyncOutput:
+    """What one in-process tap run wrote to stdout."""
+
+    messages: list[dict[str, Any]]
+
+    def records(self, stream: str) -> list[dict[str, Any]]:
+        """RECORD payloads of one stream, in order."""
+        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        """Every STATE value, in order."""
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def final_state(self) -> dict[str, Any]:
+        """The last STATE, which the next run is given."""
+        return self.states[-1]
+
+
+def run_sync(
+    config: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+) -> SyncOutput:
+    """Run a full sync in-process and parse its Singer messages."""
+    output, failure = run_sync_catching(config, state, catalog)
+    if failure is not None:
+        raise failure
+    return output
+
+
+def run_sync_catching(
+    config: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+) -> tuple[SyncOutput, Exception | None]:
+    """Run a sync that may fail; return what it wrote and the error it ended with."""
+    buffer = io.StringIO()
+    failure: Exception | None = None
+    with redirect_stdout(buffer):
+        try:
+            TapGHLContacts(config=config, state=state, catalog=catalog, validate_config=True).sync_all()
+        except Exception as exc:  # noqa: BLE001  (handed to the test to inspect)
+            failure = exc
+    messages = [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+    return SyncOutput(messages), failure
+
+
+def pit_config(api_url: str, **extra: Any) -> dict[str, Any]:
+    """A Private Integration Token config for the fake location."""
+    return {"location_id": FAKE_LOCATION, "access_token": FAKE_PIT, "api_url": api_url, **extra}
+
+
+def oauth_config(api_url: str, fake: FakeGHL, store: Path, **extra: Any) -> dict[str, Any]:
+    """An OAuth config whose token store lives in the test's tmp folder."""
+    return {
+        "location_id": fake.location_id,
+        "client_id": fake.client_id,
+        "client_secret": fake.client_secret,
+        "api_url": api_url,
+        "token_store_path": str(store),
+        **extra,
+    }
+
+
+def selecting(*streams: str) -> dict[str, Any]:
+    """A catalog (as a run_sync keyword) that selects only ``streams``."""
+    catalog = TapGHLContacts(config={}, validate_config=False).catalog_dict
+    for entry in catalog["streams"]:
+        for meta in entry["metadata"]:
+            if meta["breadcrumb"] == []:
+                meta["metadata"]["selected"] = entry["tap_stream_id"] in streams
+    return catalog

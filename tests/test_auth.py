@@ -1,0 +1,257 @@
+"""Both auth modes over real HTTP: PIT, and OAuth with single-use rotating refresh tokens."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tap_ghl_contacts.auth import TokenStore, default_token_store_path
+from tap_ghl_contacts.errors import AuthError, DeadGrantError, TokenStoreError
+from tests.fake_ghl import FAKE_PIT, FakeGHL
+from tests.helpers import oauth_config, pit_config, run_sync, selecting
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+CONTACTS_ONLY = selecting("contacts")
+
+
+def stored_entry(store: Path, fake: FakeGHL) -> dict[str, Any]:
+    content = json.loads(store.read_text())
+    entry: dict[str, Any] = content["tokens"][f"{fake.client_id}:{fake.location_id}"]
+    return entry
+
+
+def age_store(store: Path) -> None:
+    """Let a day pass: every stored access token has expired."""
+    content = json.loads(store.read_text())
+    for entry in content["tokens"].values():
+        entry["expires_at"] = entry["obtained_at"] = 0
+    store.write_text(json.dumps(content))
+
+
+def test_pit_is_sent_as_bearer_with_the_version_header(serve_fake: Callable[[FakeGHL], str]) -> None:
+    fake = FakeGHL.with_contacts(3)
+    out = run_sync(pit_config(serve_fake(fake)))
+    assert len(out.records("contacts")) == 3
+    for call in fake.api_calls():
+        headers = {k.lower(): v for k, v in call["headers"].items()}
+        assert headers["authorization"] == f"Bearer {FAKE_PIT}"
+        assert headers["version"] == "2021-07-28"
+    assert fake.token_grants == 0
+
+
+def test_first_oauth_run_refreshes_and_persists_the_rotated_token(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(3)
+    initial = fake.issue_refresh_token()
+    store = tmp_path / "tokens" / "store.json"
+    out = run_sync(oauth_config(serve_fake(fake), fake, store, refresh_token=initial), catalog=CONTACTS_ONLY)
+
+    assert len(out.records("contacts")) == 3
+    assert fake.token_grants == 1
+    entry = stored_entry(store, fake)
+    assert entry["refresh_token"] in fake.refresh_tokens  # the newest, still-live token
+    assert entry["refresh_token"] != initial
+    assert initial not in store.read_text()  # spent tokens are remembered only as hashes
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+    assert not list(store.parent.glob("*.tmp"))
+
+
+def test_a_fresh_tap_uses_the_stored_rotated_token(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(3)
+    initial = fake.issue_refresh_token()
+    store = tmp_path / "store.json"
+    config = oauth_config(serve_fake(fake), fake, store, refresh_token=initial)
+    for run in range(1, 4):
+        out = run_sync(config, catalog=CONTACTS_ONLY)  # a new Tap instance each time
+        assert len(out.records("contacts")) == 3
+        assert fake.token_grants == run
+        age_store(store)
+    assert all(r["status"] == 200 for r in fake.requests)  # never a dead token spent
+
+
+def test_a_fresh_stored_access_token_is_reused_without_refreshing(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(2)
+    config = oauth_config(
+        serve_fake(fake), fake, tmp_path / "store.json", refresh_token=fake.issue_refresh_token()
+    )
+    run_sync(config, catalog=CONTACTS_ONLY)
+    run_sync(config, catalog=CONTACTS_ONLY)
+    assert fake.token_grants == 1
+
+
+def test_a_401_leads_to_exactly_one_refresh_and_one_retry(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(5)
+    config = oauth_config(
+        serve_fake(fake), fake, tmp_path / "store.json", refresh_token=fake.issue_refresh_token()
+    )
+    run_sync(config, catalog=CONTACTS_ONLY)
+    fake.revoke_access_tokens()  # e.g. revoked in GHL while the stored token looked fresh
+    fake.requests.clear()
+
+    out = run_sync(config, catalog=CONTACTS_ONLY)
+    assert len(out.records("contacts")) == 5
+    assert fake.token_grants == 2
+    assert [r["status"] for r in fake.requests] == [401, 200, 200]  # search, refresh, search again
+
+
+def test_a_401_after_refreshing_is_a_clear_error(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(2)
+
+    fake.reject_all_bearers = True
+    config = oauth_config(
+        serve_fake(fake), fake, tmp_path / "store.json", refresh_token=fake.issue_refresh_token()
+    )
+    with pytest.raises(AuthError, match="freshly refreshed OAuth access token"):
+        run_sync(config, catalog=CONTACTS_ONLY)
+    assert fake.token_grants == 2  # the first token, then exactly one refresh after the 401
+    assert len(fake.api_calls("/contacts/search")) == 2  # the request and exactly one retry
+
+
+def test_a_rejected_pit_is_a_clear_error(serve_fake: Callable[[FakeGHL], str]) -> None:
+    fake = FakeGHL.with_contacts(1)
+    with pytest.raises(AuthError, match="Private Integration"):
+        run_sync(pit_config(serve_fake(fake), access_token="pit-fake-rotated-away"))
+    assert len(fake.api_calls()) == 1  # a static token is not retried
+
+
+def test_a_dead_refresh_token_says_the_grant_is_dead(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(1)
+    config = oauth_config(
+        serve_fake(fake), fake, tmp_path / "store.json", refresh_token="fake-refresh-long-gone"
+    )
+    with pytest.raises(DeadGrantError, match=r"grant .* is dead.*tap-ghl-contacts-auth url"):
+        run_sync(config)
+    assert not (tmp_path / "store.json").exists()
+
+
+def test_a_newly_pasted_refresh_token_wins_over_an_old_chain(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(1)
+    url, store = serve_fake(fake), tmp_path / "store.json"
+    run_sync(oauth_config(url, fake, store, refresh_token=fake.issue_refresh_token()), catalog=CONTACTS_ONLY)
+    age_store(store)
+    old_chain = stored_entry(store, fake)["refresh_token"]
+
+    pasted = fake.issue_refresh_token()  # the user re-authorised and put the new token in config
+    run_sync(oauth_config(url, fake, store, refresh_token=pasted), catalog=CONTACTS_ONLY)
+    assert pasted not in fake.refresh_tokens  # spent: it was used first
+    assert old_chain in fake.refresh_tokens  # the old chain was left alone
+
+
+def test_a_dead_config_token_falls_back_to_the_stored_chain(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(1)
+    url, store = serve_fake(fake), tmp_path / "store.json"
+    run_sync(oauth_config(url, fake, store, refresh_token=fake.issue_refresh_token()), catalog=CONTACTS_ONLY)
+    age_store(store)
+    out = run_sync(
+        oauth_config(url, fake, store, refresh_token="fake-refresh-stale-copy"), catalog=CONTACTS_ONLY
+    )
+    assert len(out.records("contacts")) == 1
+    assert [r["status"] for r in fake.requests if r["path"] == "/oauth/token"] == [200, 400, 200]
+
+
+def test_two_processes_at_once_never_spend_the_same_refresh_token(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(20)
+    store = tmp_path / "store.json"
+    config = oauth_config(serve_fake(fake), fake, store, refresh_token=fake.issue_refresh_token())
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tap_ghl_contacts", "--config", str(config_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in results]
+    # One refreshed under the lock; the other waited, then used the token it stored.
+    assert [r["status"] for r in fake.requests if r["path"] == "/oauth/token"] == [200]
+    assert stored_entry(store, fake)["refresh_token"] in fake.refresh_tokens
+    assert all(r["status"] == 200 for r in fake.requests)
+
+    age_store(store)  # a day later both start again and both must refresh, one after the other
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tap_ghl_contacts", "--config", str(config_file)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in results]
+    assert [r["status"] for r in fake.requests if r["path"] == "/oauth/token"] == [200, 200]
+
+
+def test_cli_reports_a_dead_grant_in_one_line_without_secrets(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(1)
+    config = oauth_config(
+        serve_fake(fake), fake, tmp_path / "store.json", refresh_token="fake-refresh-long-gone"
+    )
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+    done = subprocess.run(
+        [sys.executable, "-m", "tap_ghl_contacts", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "is dead and cannot be refreshed" in done.stderr
+    for secret in (fake.client_secret, "fake-refresh-long-gone"):
+        assert secret not in done.stderr
+        assert secret not in done.stdout
+
+
+def test_default_store_is_per_user_and_keyed_by_client_and_location(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    path = default_token_store_path("client/1", "loc 2")
+    assert path == tmp_path / "tap-ghl-contacts" / "tokens" / "client_1--loc_2.json"
+
+
+def test_a_corrupt_store_is_a_clear_error(tmp_path: Path) -> None:
+    store = tmp_path / "store.json"
+    store.write_text("{not json")
+    with pytest.raises(TokenStoreError, match="not valid JSON"):
+        TokenStore(store).load("c", "l")
+
+
+def test_an_unreadable_store_is_a_clear_error(tmp_path: Path) -> None:
+    store = tmp_path / "store.json"
+    store.mkdir()  # unreadable as a file, even for root
+    with pytest.raises(TokenStoreError, match="Cannot read the token store"):
+        TokenStore(store).load("c", "l")

@@ -1,0 +1,116 @@
+"""tap-ghl-contacts-auth: the consent URL, and trading a code for stored tokens."""
+
+from __future__ import annotations
+
+import json
+import stat
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+from click.testing import CliRunner
+
+from tap_ghl_contacts.authorize import main
+from tests.fake_ghl import FakeGHL
+from tests.helpers import oauth_config, run_sync, selecting
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+REDIRECT = "https://example.com/oauth/callback"
+
+
+def test_url_asks_for_the_scopes_the_tap_needs() -> None:
+    done = CliRunner().invoke(main, ["url", "--client-id", "cid", "--redirect-uri", REDIRECT])
+    assert done.exit_code == 0, done.output
+    link = urlsplit(done.output.strip())
+    assert (
+        f"{link.scheme}://{link.netloc}{link.path}"
+        == "https://marketplace.gohighlevel.com/v2/oauth/chooselocation"
+    )
+    query = parse_qs(link.query)
+    assert query["client_id"] == ["cid"]
+    assert query["redirect_uri"] == [REDIRECT]
+    assert query["response_type"] == ["code"]
+    assert {"contacts.readonly", "calendars/events.readonly", "locations/tasks.readonly"} <= set(
+        query["scope"][0].split()
+    )
+
+
+def test_exchange_stores_tokens_the_tap_then_uses(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(2)
+    store = tmp_path / "store.json"
+    config = oauth_config(serve_fake(fake), fake, store)  # no refresh_token at all
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+
+    done = CliRunner().invoke(
+        main,
+        [
+            "exchange",
+            "--config",
+            str(config_file),
+            "--redirect-uri",
+            REDIRECT,
+            "--code",
+            fake.issue_auth_code(),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    assert f"Stored tokens for location {fake.location_id}" in done.output
+    assert fake.client_secret not in done.output
+    assert "fake-access" not in done.output
+    assert "fake-refresh" not in done.output
+    assert stat.S_IMODE(store.stat().st_mode) == 0o600
+
+    out = run_sync(config, catalog=selecting("contacts"))
+    assert len(out.records("contacts")) == 2
+    assert fake.token_grants == 1  # the exchange only; the stored access token was fresh
+
+
+def test_exchange_with_a_bad_code_fails_clearly(serve_fake: Callable[[FakeGHL], str], tmp_path: Path) -> None:
+    fake = FakeGHL.with_contacts(1)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(oauth_config(serve_fake(fake), fake, tmp_path / "store.json")))
+    done = CliRunner().invoke(
+        main, ["exchange", "--config", str(config_file), "--redirect-uri", REDIRECT, "--code", "not-a-code"]
+    )
+    assert done.exit_code == 1
+    assert "GHL rejected the authorization code" in done.output
+    assert isinstance(done.exception, SystemExit)
+    assert not (tmp_path / "store.json").exists()
+
+
+def test_exchange_refuses_a_grant_for_another_location(
+    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+) -> None:
+    fake = FakeGHL.with_contacts(1)
+    config = oauth_config(serve_fake(fake), fake, tmp_path / "store.json", location_id="some-other-location")
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config))
+    done = CliRunner().invoke(
+        main,
+        [
+            "exchange",
+            "--config",
+            str(config_file),
+            "--redirect-uri",
+            REDIRECT,
+            "--code",
+            fake.issue_auth_code(),
+        ],
+    )
+    assert done.exit_code == 1
+    assert "the config's location_id is some-other-location" in done.output
+
+
+def test_exchange_needs_a_client_secret_from_config_or_env() -> None:
+    done = CliRunner().invoke(
+        main,
+        ["exchange", "--client-id", "cid", "--redirect-uri", REDIRECT, "--code", "x"],
+        env={"GHL_CLIENT_SECRET": ""},
+    )
+    assert done.exit_code == 2
+    assert "client_secret is needed" in done.output
