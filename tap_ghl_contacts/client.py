@@ -124,6 +124,9 @@ class GHLStream(RESTStream[Any]):
             )
             raise AuthError(msg)
         super().validate_response(response)
+        if response.ok:
+            # Parse inside the retried request: a truncated body or an HTML page is retried.
+            response_body(response)
 
     def _unauthorized_message(self, response: requests.Response) -> str:
         words = error_words(response)

@@ -145,3 +145,14 @@ def test_a_missing_cursor_on_a_full_page_stops_with_a_clear_error(
     fake.drop_search_after = True
     with pytest.raises(APIResponseError, match="searchAfter"):
         run_sync(pit_config(mount_fake(fake), page_size=5), catalog=CONTACTS_ONLY)
+
+
+def test_a_truncated_body_is_retried_not_emitted(
+    mount_fake: Callable[[FakeGHL], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("time.sleep", lambda _seconds: None)  # backoff waits are not what is tested
+    fake = FakeGHL.with_contacts(12, children=False)
+    fake.fail_next = [(200, {}, '{"contacts": [{"id": "c0000'), (502, {}, "<html>Bad Gateway</html>")]
+    out = run_sync(pit_config(mount_fake(fake), page_size=5), catalog=CONTACTS_ONLY)
+    assert sorted(r["id"] for r in out.records("contacts")) == sorted(fake.contact_ids)
+    assert [r["status"] for r in fake.requests][:3] == [200, 502, 200]
