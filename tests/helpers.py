@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -134,3 +136,30 @@ def selecting(*streams: str) -> dict[str, Any]:
             if meta["breadcrumb"] == []:
                 meta["metadata"]["selected"] = entry["tap_stream_id"] in streams
     return catalog
+
+
+def write_config(folder: Path, config: dict[str, Any]) -> Path:
+    """Write a config file the CLI can read."""
+    path = folder / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def tap_cli(*args: str) -> list[str]:
+    """The command line of the tap, run with this interpreter."""
+    return [sys.executable, "-m", "tap_ghl_contacts", *args]
+
+
+def run_tap_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the tap's CLI to completion and capture both streams."""
+    return subprocess.run(tap_cli(*args), capture_output=True, text=True, timeout=120, check=False)
+
+
+def run_tap_cli_concurrently(count: int, *args: str) -> list[tuple[int, str, str]]:
+    """Start ``count`` tap processes at once; return (exit code, stdout, stderr) of each."""
+    processes = [
+        subprocess.Popen(tap_cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    return [(p.returncode, out, err) for p, (out, err) in zip(processes, outputs, strict=True)]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,7 +11,15 @@ import pytest
 from tap_ghl_contacts.auth import TokenStore, default_token_store_path
 from tap_ghl_contacts.errors import AuthError, DeadGrantError, TokenStoreError
 from tests.fake_ghl import FAKE_PIT, FakeGHL
-from tests.helpers import oauth_config, pit_config, run_sync, selecting
+from tests.helpers import (
+    oauth_config,
+    pit_config,
+    run_sync,
+    run_tap_cli,
+    run_tap_cli_concurrently,
+    selecting,
+    write_config,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -178,36 +184,17 @@ def test_two_processes_at_once_never_spend_the_same_refresh_token(
     fake = FakeGHL.with_contacts(20)
     store = tmp_path / "store.json"
     config = oauth_config(serve_fake(fake), fake, store, refresh_token=fake.issue_refresh_token())
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tap_ghl_contacts", "--config", str(config_file)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    results = [run.communicate(timeout=120) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in results]
+    config_file = write_config(tmp_path, config)
+    results = run_tap_cli_concurrently(2, "--config", str(config_file))
+    assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
     # One refreshed under the lock; the other waited, then used the token it stored.
     assert [r["status"] for r in fake.requests if r["path"] == "/oauth/token"] == [200]
     assert stored_entry(store, fake)["refresh_token"] in fake.refresh_tokens
     assert all(r["status"] == 200 for r in fake.requests)
 
     age_store(store)  # a day later both start again and both must refresh, one after the other
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tap_ghl_contacts", "--config", str(config_file)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    results = [run.communicate(timeout=120) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in results]
+    results = run_tap_cli_concurrently(2, "--config", str(config_file))
+    assert [code for code, _, _ in results] == [0, 0], [err[-2000:] for _, _, err in results]
     assert [r["status"] for r in fake.requests if r["path"] == "/oauth/token"] == [200, 200]
 
 
@@ -218,15 +205,8 @@ def test_cli_reports_a_dead_grant_in_one_line_without_secrets(
     config = oauth_config(
         serve_fake(fake), fake, tmp_path / "store.json", refresh_token="fake-refresh-long-gone"
     )
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    done = subprocess.run(
-        [sys.executable, "-m", "tap_ghl_contacts", "--config", str(config_file)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    config_file = write_config(tmp_path, config)
+    done = run_tap_cli("--config", str(config_file))
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "is dead and cannot be refreshed" in done.stderr

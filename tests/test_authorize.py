@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import stat
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from tap_ghl_contacts.authorize import main
 from tests.fake_ghl import FakeGHL
-from tests.helpers import oauth_config, run_sync, selecting
+from tests.helpers import oauth_config, run_sync, selecting, write_config
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
 REDIRECT = "https://example.com/oauth/callback"
+
+
+def exchange(config_file: Path, code: str) -> Result:
+    """Run ``tap-ghl-contacts-auth exchange`` with a config file and a code."""
+    return CliRunner().invoke(
+        main, ["exchange", "--config", str(config_file), "--redirect-uri", REDIRECT, "--code", code]
+    )
 
 
 def test_url_asks_for_the_scopes_the_tap_needs() -> None:
@@ -43,21 +49,9 @@ def test_exchange_stores_tokens_the_tap_then_uses(
     fake = FakeGHL.with_contacts(2)
     store = tmp_path / "store.json"
     config = oauth_config(serve_fake(fake), fake, store)  # no refresh_token at all
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
+    config_file = write_config(tmp_path, config)
 
-    done = CliRunner().invoke(
-        main,
-        [
-            "exchange",
-            "--config",
-            str(config_file),
-            "--redirect-uri",
-            REDIRECT,
-            "--code",
-            fake.issue_auth_code(),
-        ],
-    )
+    done = exchange(config_file, fake.issue_auth_code())
     assert done.exit_code == 0, done.output
     assert f"Stored tokens for location {fake.location_id}" in done.output
     assert fake.client_secret not in done.output
@@ -72,11 +66,8 @@ def test_exchange_stores_tokens_the_tap_then_uses(
 
 def test_exchange_with_a_bad_code_fails_clearly(serve_fake: Callable[[FakeGHL], str], tmp_path: Path) -> None:
     fake = FakeGHL.with_contacts(1)
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(oauth_config(serve_fake(fake), fake, tmp_path / "store.json")))
-    done = CliRunner().invoke(
-        main, ["exchange", "--config", str(config_file), "--redirect-uri", REDIRECT, "--code", "not-a-code"]
-    )
+    config_file = write_config(tmp_path, oauth_config(serve_fake(fake), fake, tmp_path / "store.json"))
+    done = exchange(config_file, "not-a-code")
     assert done.exit_code == 1
     assert "GHL rejected the authorization code" in done.output
     assert isinstance(done.exception, SystemExit)
@@ -88,20 +79,8 @@ def test_exchange_refuses_a_grant_for_another_location(
 ) -> None:
     fake = FakeGHL.with_contacts(1)
     config = oauth_config(serve_fake(fake), fake, tmp_path / "store.json", location_id="some-other-location")
-    config_file = tmp_path / "config.json"
-    config_file.write_text(json.dumps(config))
-    done = CliRunner().invoke(
-        main,
-        [
-            "exchange",
-            "--config",
-            str(config_file),
-            "--redirect-uri",
-            REDIRECT,
-            "--code",
-            fake.issue_auth_code(),
-        ],
-    )
+    config_file = write_config(tmp_path, config)
+    done = exchange(config_file, fake.issue_auth_code())
     assert done.exit_code == 1
     assert "the config's location_id is some-other-location" in done.output
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_ghl_contacts.tap import TapGHLContacts
+from tests.helpers import run_tap_cli
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -61,20 +60,10 @@ def test_secrets_are_marked_for_redaction() -> None:
     }
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tap_ghl_contacts", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_cli_rejects_a_bad_config_in_one_message_without_traceback(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps({**PIT, "client_secret": "fake-secret-value", "page_size": 9000}))
-    done = run_cli("--config", str(config))
+    done = run_tap_cli("--config", str(config))
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "exactly one auth mode" in done.stderr
@@ -84,7 +73,7 @@ def test_cli_rejects_a_bad_config_in_one_message_without_traceback(tmp_path: Pat
 
 
 def test_cli_discovers_the_four_streams_without_config() -> None:
-    done = run_cli("--discover")
+    done = run_tap_cli("--discover")
     assert done.returncode == 0, done.stderr
     streams = {s["tap_stream_id"]: s for s in json.loads(done.stdout)["streams"]}
     assert set(streams) == {"contacts", "tasks", "notes", "appointments"}
