@@ -12,53 +12,34 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+import requests
 import requests_mock
-from werkzeug import Request, Response
 
 from tap_ghl_contacts.tap import TapGHLContacts
-from tests.fake_ghl import FAKE_LOCATION, FAKE_PIT
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
-    from tests.fake_ghl import FakeGHL
+    from tap_ghl_contacts.sandbox import SandboxAPI
 
 
-def mount_on_mocker(mocker: requests_mock.Mocker, fake: FakeGHL, base_url: str) -> None:
-    """Serve ``fake`` at ``base_url`` through requests-mock."""
+def mount_on_mocker(mocker: requests_mock.Mocker, sandbox: SandboxAPI, base_url: str) -> None:
+    """Serve ``sandbox`` at ``base_url`` through requests-mock (no socket at all)."""
 
     def reply(request: Any, context: Any) -> str:
         parts = urlsplit(request.url)
-        status, headers, body = fake.handle(
-            request.method,
-            parts.path,
-            dict(request.headers),
-            parse_qs(parts.query),
-            request.body.encode() if isinstance(request.body, str) else (request.body or b""),
+        body = request.body.encode() if isinstance(request.body, str) else (request.body or b"")
+        answer = sandbox.handle(
+            request.method, parts.path, dict(request.headers), parse_qs(parts.query), body
         )
-        context.status_code = status
-        context.headers.update({"Content-Type": "application/json", **headers})
-        return body if isinstance(body, str) else json.dumps(body)
+        if answer.reset:
+            msg = "connection dropped by the sandbox"
+            raise requests.ConnectionError(msg)
+        context.status_code = answer.status
+        context.headers.update({"Content-Type": answer.content_type, **answer.headers})
+        return answer.text()
 
     mocker.register_uri(requests_mock.ANY, re.compile(re.escape(base_url) + r"(/.*)?$"), text=reply)
-
-
-def werkzeug_handler(fake: FakeGHL) -> Callable[[Request], Response]:
-    """Serve ``fake`` from a real HTTP server (pytest-httpserver)."""
-
-    def handle(request: Request) -> Response:
-        status, headers, body = fake.handle(
-            request.method,
-            request.path,
-            dict(request.headers),
-            {k: request.args.getlist(k) for k in request.args},
-            request.get_data(),
-        )
-        text = body if isinstance(body, str) else json.dumps(body)
-        return Response(text, status=status, headers={"Content-Type": "application/json", **headers})
-
-    return handle
 
 
 @dataclass
@@ -111,17 +92,22 @@ def run_sync_catching(
     return SyncOutput(messages), failure
 
 
-def pit_config(api_url: str, **extra: Any) -> dict[str, Any]:
-    """A Private Integration Token config for the fake location."""
-    return {"location_id": FAKE_LOCATION, "access_token": FAKE_PIT, "api_url": api_url, **extra}
+def pit_config(sandbox: SandboxAPI, api_url: str, **extra: Any) -> dict[str, Any]:
+    """A Private Integration Token config for the sandbox's location."""
+    return {
+        "location_id": sandbox.location_id,
+        "access_token": sandbox.credentials.pit,
+        "api_url": api_url,
+        **extra,
+    }
 
 
-def oauth_config(api_url: str, fake: FakeGHL, store: Path, **extra: Any) -> dict[str, Any]:
+def oauth_config(sandbox: SandboxAPI, api_url: str, store: Path, **extra: Any) -> dict[str, Any]:
     """An OAuth config whose token store lives in the test's tmp folder."""
     return {
-        "location_id": fake.location_id,
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
+        "location_id": sandbox.location_id,
+        "client_id": sandbox.credentials.client_id,
+        "client_secret": sandbox.credentials.client_secret,
         "api_url": api_url,
         "token_store_path": str(store),
         **extra,

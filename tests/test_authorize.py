@@ -9,12 +9,14 @@ from urllib.parse import parse_qs, urlsplit
 from click.testing import CliRunner, Result
 
 from tap_ghl_contacts.authorize import main
-from tests.fake_ghl import FakeGHL
 from tests.helpers import oauth_config, run_sync, selecting, write_config
+from tests.sandboxes import sandbox_with
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+
+    from tap_ghl_contacts.sandbox import SandboxAPI
 
 REDIRECT = "https://example.com/oauth/callback"
 
@@ -44,17 +46,17 @@ def test_url_asks_for_the_scopes_the_tap_needs() -> None:
 
 
 def test_exchange_stores_tokens_the_tap_then_uses(
-    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+    serve_fake: Callable[[SandboxAPI], str], tmp_path: Path
 ) -> None:
-    fake = FakeGHL.with_contacts(2)
+    fake = sandbox_with(2)
     store = tmp_path / "store.json"
-    config = oauth_config(serve_fake(fake), fake, store)  # no refresh_token at all
+    config = oauth_config(fake, serve_fake(fake), store)  # no refresh_token at all
     config_file = write_config(tmp_path, config)
 
     done = exchange(config_file, fake.issue_auth_code())
     assert done.exit_code == 0, done.output
     assert f"Stored tokens for location {fake.location_id}" in done.output
-    assert fake.client_secret not in done.output
+    assert fake.credentials.client_secret not in done.output
     assert "fake-access" not in done.output
     assert "fake-refresh" not in done.output
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
@@ -64,9 +66,11 @@ def test_exchange_stores_tokens_the_tap_then_uses(
     assert fake.token_grants == 1  # the exchange only; the stored access token was fresh
 
 
-def test_exchange_with_a_bad_code_fails_clearly(serve_fake: Callable[[FakeGHL], str], tmp_path: Path) -> None:
-    fake = FakeGHL.with_contacts(1)
-    config_file = write_config(tmp_path, oauth_config(serve_fake(fake), fake, tmp_path / "store.json"))
+def test_exchange_with_a_bad_code_fails_clearly(
+    serve_fake: Callable[[SandboxAPI], str], tmp_path: Path
+) -> None:
+    fake = sandbox_with(1)
+    config_file = write_config(tmp_path, oauth_config(fake, serve_fake(fake), tmp_path / "store.json"))
     done = exchange(config_file, "not-a-code")
     assert done.exit_code == 1
     assert "GHL rejected the authorization code" in done.output
@@ -75,10 +79,10 @@ def test_exchange_with_a_bad_code_fails_clearly(serve_fake: Callable[[FakeGHL], 
 
 
 def test_exchange_refuses_a_grant_for_another_location(
-    serve_fake: Callable[[FakeGHL], str], tmp_path: Path
+    serve_fake: Callable[[SandboxAPI], str], tmp_path: Path
 ) -> None:
-    fake = FakeGHL.with_contacts(1)
-    config = oauth_config(serve_fake(fake), fake, tmp_path / "store.json", location_id="some-other-location")
+    fake = sandbox_with(1)
+    config = oauth_config(fake, serve_fake(fake), tmp_path / "store.json", location_id="some-other-location")
     config_file = write_config(tmp_path, config)
     done = exchange(config_file, fake.issue_auth_code())
     assert done.exit_code == 1

@@ -4,32 +4,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tests.fake_ghl import FakeGHL
 from tests.helpers import pit_config, run_sync
+from tests.sandboxes import contact_ids, sandbox_with
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from tap_ghl_contacts.sandbox import SandboxAPI
+
 CHILDREN = {"tasks": "tasks", "notes": "notes", "appointments": "appointments"}
 
 
-def test_children_cover_every_contact_and_carry_its_id(mount_fake: Callable[[FakeGHL], str]) -> None:
-    fake = FakeGHL.with_contacts(30, tie_every=4)
-    out = run_sync(pit_config(mount_fake(fake), page_size=7))
+def test_children_cover_every_contact_and_carry_its_id(mount_fake: Callable[[SandboxAPI], str]) -> None:
+    fake = sandbox_with(30, tie_every=4)
+    out = run_sync(pit_config(fake, mount_fake(fake), page_size=7))
 
     for stream in CHILDREN:
-        expected = {(r["id"], cid) for cid, rows in getattr(fake, stream).items() for r in rows}
+        expected = {(r["id"], cid) for cid, rows in fake.account.children(stream).items() for r in rows}
         got = [(r["id"], r["contactId"]) for r in out.records(stream)]
         assert sorted(got) == sorted(expected), stream  # exactly once each
     asked = {r["path"] for r in fake.requests}
-    for contact_id in fake.contact_ids:
+    for contact_id in contact_ids(fake):
         for stream in CHILDREN:
             assert f"/contacts/{contact_id}/{stream}" in asked
 
 
-def test_child_timestamps_are_normalised(mount_fake: Callable[[FakeGHL], str]) -> None:
-    fake = FakeGHL.with_contacts(3)
-    out = run_sync(pit_config(mount_fake(fake), naive_timestamp_timezone="Europe/Berlin"))
+def test_child_timestamps_are_normalised(mount_fake: Callable[[SandboxAPI], str]) -> None:
+    fake = sandbox_with(3)
+    out = run_sync(pit_config(fake, mount_fake(fake), naive_timestamp_timezone="Europe/Berlin"))
     appointment = out.records("appointments")[0]
     assert appointment["startTime"] == "2024-03-01T08:30:00.000000Z"  # zone-less, read in Berlin time
     assert appointment["dateAdded"] == "2024-01-01T00:00:00.000000Z"  # epoch milliseconds
@@ -37,31 +39,33 @@ def test_child_timestamps_are_normalised(mount_fake: Callable[[FakeGHL], str]) -
     assert note["dateAdded"] == "2024-02-01T08:00:00.000000Z"  # +02:00 offset
 
 
-def test_child_rows_without_contact_id_get_it_from_the_parent(mount_fake: Callable[[FakeGHL], str]) -> None:
-    fake = FakeGHL.with_contacts(3)
-    for rows in fake.tasks.values():
+def test_child_rows_without_contact_id_get_it_from_the_parent(
+    mount_fake: Callable[[SandboxAPI], str],
+) -> None:
+    fake = sandbox_with(3)
+    for rows in fake.account.tasks.values():
         for row in rows:
             del row["contactId"]
-    out = run_sync(pit_config(mount_fake(fake)))
+    out = run_sync(pit_config(fake, mount_fake(fake)))
     assert out.records("tasks")
     assert all(r["contactId"] == r["id"].split("-")[1] for r in out.records("tasks"))
 
 
-def test_a_contact_deleted_mid_run_skips_its_children(mount_fake: Callable[[FakeGHL], str]) -> None:
-    fake = FakeGHL.with_contacts(4)
-    fake.after_search = lambda: fake.delete_contact("c000002")
-    out = run_sync(pit_config(mount_fake(fake)))
+def test_a_contact_deleted_mid_run_skips_its_children(mount_fake: Callable[[SandboxAPI], str]) -> None:
+    fake = sandbox_with(4)
+    fake.after_search = lambda: fake.account.delete_contact("c000002")
+    out = run_sync(pit_config(fake, mount_fake(fake)))
     assert {r["id"] for r in out.records("contacts")} == {"c000000", "c000001", "c000002", "c000003"}
     for stream in CHILDREN:
-        expected = {(r["id"], cid) for cid, rows in getattr(fake, stream).items() for r in rows}
+        expected = {(r["id"], cid) for cid, rows in fake.account.children(stream).items() for r in rows}
         assert {(r["id"], r["contactId"]) for r in out.records(stream)} == expected
         assert all(r["contactId"] != "c000002" for r in out.records(stream))
     assert "/contacts/c000002/tasks" in {r["path"] for r in fake.requests}  # asked, got 404, moved on
 
 
-def test_undeclared_fields_are_kept_in_extra(mount_fake: Callable[[FakeGHL], str]) -> None:
-    fake = FakeGHL.with_contacts(2)
-    fake.contacts[0]["brandNewField"] = {"nested": [1, 2]}
-    out = run_sync(pit_config(mount_fake(fake)))
-    first = next(r for r in out.records("contacts") if r["id"] == fake.contacts[0]["id"])
+def test_undeclared_fields_are_kept_in_extra(mount_fake: Callable[[SandboxAPI], str]) -> None:
+    fake = sandbox_with(2)
+    fake.account.contacts["c000000"]["brandNewField"] = {"nested": [1, 2]}
+    out = run_sync(pit_config(fake, mount_fake(fake)))
+    first = next(r for r in out.records("contacts") if r["id"] == fake.account.contacts["c000000"]["id"])
     assert first["_extra"] == {"brandNewField": {"nested": [1, 2]}}
