@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint install readme-settings clean
+.PHONY: demo test lint install readme-settings clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,10 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# The main job: a local GHL sandbox -> tap -> DuckDB through Meltano, then what landed.
+demo: install
+	$(BIN)/python scripts/demo.py
 
 lint: install
 	$(BIN)/ruff check .
@@ -26,4 +30,4 @@ readme-settings: install
 	$(BIN)/python scripts/readme_settings.py
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .demo .meltano output

@@ -25,6 +25,7 @@ from tap_ghl_contacts.auth import (
     default_token_store_path,
 )
 from tap_ghl_contacts.errors import TapGHLError
+from tap_ghl_contacts.messages import GHLMessageWriter
 from tap_ghl_contacts.streams import (
     AppointmentsStream,
     ContactsStream,
@@ -61,6 +62,7 @@ class TapGHLContacts(Tap):
 
     name = "tap-ghl-contacts"
     config_jsonschema = settings.CONFIG_SCHEMA
+    message_writer_class = GHLMessageWriter
 
     @override
     def discover_streams(self) -> list[Stream]:

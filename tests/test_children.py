@@ -69,3 +69,10 @@ def test_undeclared_fields_are_kept_in_extra(mount_fake: Callable[[SandboxAPI], 
     out = run_sync(pit_config(fake, mount_fake(fake)))
     first = next(r for r in out.records("contacts") if r["id"] == fake.account.contacts["c000000"]["id"])
     assert first["_extra"] == {"brandNewField": {"nested": [1, 2]}}
+
+
+def test_each_stream_gets_one_schema_message(mount_fake: Callable[[SandboxAPI], str]) -> None:
+    fake = sandbox_with(20)
+    out = run_sync(pit_config(fake, mount_fake(fake)))
+    schemas = [m["stream"] for m in out.messages if m["type"] == "SCHEMA"]
+    assert sorted(schemas) == ["appointments", "contacts", "notes", "tasks"]
