@@ -30,7 +30,7 @@ def mocked_http() -> Iterator[requests_mock.Mocker]:
 
 
 @pytest.fixture
-def mount_fake(mocked_http: requests_mock.Mocker) -> Callable[[SandboxAPI], str]:
+def mock_sandbox(mocked_http: requests_mock.Mocker) -> Callable[[SandboxAPI], str]:
     """Serve a sandbox at a fresh mocked host (no socket) and return its base URL."""
 
     def mount(sandbox: SandboxAPI) -> str:
@@ -42,7 +42,7 @@ def mount_fake(mocked_http: requests_mock.Mocker) -> Callable[[SandboxAPI], str]
 
 
 @pytest.fixture
-def serve_fake() -> Iterator[Callable[[SandboxAPI], str]]:
+def serve_sandbox() -> Iterator[Callable[[SandboxAPI], str]]:
     """Serve a sandbox on 127.0.0.1 over real HTTP and return its base URL."""
     servers: list[SandboxServer] = []
 

@@ -46,31 +46,33 @@ def test_url_asks_for_the_scopes_the_tap_needs() -> None:
 
 
 def test_exchange_stores_tokens_the_tap_then_uses(
-    serve_fake: Callable[[SandboxAPI], str], tmp_path: Path
+    serve_sandbox: Callable[[SandboxAPI], str], tmp_path: Path
 ) -> None:
-    fake = sandbox_with(2)
+    sandbox = sandbox_with(2)
     store = tmp_path / "store.json"
-    config = oauth_config(fake, serve_fake(fake), store)  # no refresh_token at all
+    config = oauth_config(sandbox, serve_sandbox(sandbox), store)  # no refresh_token at all
     config_file = write_config(tmp_path, config)
 
-    done = exchange(config_file, fake.issue_auth_code())
+    done = exchange(config_file, sandbox.issue_auth_code())
     assert done.exit_code == 0, done.output
-    assert f"Stored tokens for location {fake.location_id}" in done.output
-    assert fake.credentials.client_secret not in done.output
-    assert "fake-access" not in done.output
-    assert "fake-refresh" not in done.output
+    assert f"Stored tokens for location {sandbox.location_id}" in done.output
+    assert sandbox.credentials.client_secret not in done.output
+    assert "sandbox-access" not in done.output
+    assert "sandbox-refresh" not in done.output
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
 
     out = run_sync(config, catalog=selecting("contacts"))
     assert len(out.records("contacts")) == 2
-    assert fake.token_grants == 1  # the exchange only; the stored access token was fresh
+    assert sandbox.token_grants == 1  # the exchange only; the stored access token was fresh
 
 
 def test_exchange_with_a_bad_code_fails_clearly(
-    serve_fake: Callable[[SandboxAPI], str], tmp_path: Path
+    serve_sandbox: Callable[[SandboxAPI], str], tmp_path: Path
 ) -> None:
-    fake = sandbox_with(1)
-    config_file = write_config(tmp_path, oauth_config(fake, serve_fake(fake), tmp_path / "store.json"))
+    sandbox = sandbox_with(1)
+    config_file = write_config(
+        tmp_path, oauth_config(sandbox, serve_sandbox(sandbox), tmp_path / "store.json")
+    )
     done = exchange(config_file, "not-a-code")
     assert done.exit_code == 1
     assert "GHL rejected the authorization code" in done.output
@@ -79,12 +81,14 @@ def test_exchange_with_a_bad_code_fails_clearly(
 
 
 def test_exchange_refuses_a_grant_for_another_location(
-    serve_fake: Callable[[SandboxAPI], str], tmp_path: Path
+    serve_sandbox: Callable[[SandboxAPI], str], tmp_path: Path
 ) -> None:
-    fake = sandbox_with(1)
-    config = oauth_config(fake, serve_fake(fake), tmp_path / "store.json", location_id="some-other-location")
+    sandbox = sandbox_with(1)
+    config = oauth_config(
+        sandbox, serve_sandbox(sandbox), tmp_path / "store.json", location_id="some-other-location"
+    )
     config_file = write_config(tmp_path, config)
-    done = exchange(config_file, fake.issue_auth_code())
+    done = exchange(config_file, sandbox.issue_auth_code())
     assert done.exit_code == 1
     assert "the config's location_id is some-other-location" in done.output
 

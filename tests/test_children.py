@@ -15,23 +15,23 @@ if TYPE_CHECKING:
 CHILDREN = {"tasks": "tasks", "notes": "notes", "appointments": "appointments"}
 
 
-def test_children_cover_every_contact_and_carry_its_id(mount_fake: Callable[[SandboxAPI], str]) -> None:
-    fake = sandbox_with(30, tie_every=4)
-    out = run_sync(pit_config(fake, mount_fake(fake), page_size=7))
+def test_children_cover_every_contact_and_carry_its_id(mock_sandbox: Callable[[SandboxAPI], str]) -> None:
+    sandbox = sandbox_with(30, tie_every=4)
+    out = run_sync(pit_config(sandbox, mock_sandbox(sandbox), page_size=7))
 
     for stream in CHILDREN:
-        expected = {(r["id"], cid) for cid, rows in fake.account.children(stream).items() for r in rows}
+        expected = {(r["id"], cid) for cid, rows in sandbox.account.children(stream).items() for r in rows}
         got = [(r["id"], r["contactId"]) for r in out.records(stream)]
         assert sorted(got) == sorted(expected), stream  # exactly once each
-    asked = {r["path"] for r in fake.requests}
-    for contact_id in contact_ids(fake):
+    asked = {r["path"] for r in sandbox.requests}
+    for contact_id in contact_ids(sandbox):
         for stream in CHILDREN:
             assert f"/contacts/{contact_id}/{stream}" in asked
 
 
-def test_child_timestamps_are_normalised(mount_fake: Callable[[SandboxAPI], str]) -> None:
-    fake = sandbox_with(3)
-    out = run_sync(pit_config(fake, mount_fake(fake), naive_timestamp_timezone="Europe/Berlin"))
+def test_child_timestamps_are_normalised(mock_sandbox: Callable[[SandboxAPI], str]) -> None:
+    sandbox = sandbox_with(3)
+    out = run_sync(pit_config(sandbox, mock_sandbox(sandbox), naive_timestamp_timezone="Europe/Berlin"))
     appointment = out.records("appointments")[0]
     assert appointment["startTime"] == "2024-03-01T08:30:00.000000Z"  # zone-less, read in Berlin time
     assert appointment["dateAdded"] == "2024-01-01T00:00:00.000000Z"  # epoch milliseconds
@@ -40,39 +40,39 @@ def test_child_timestamps_are_normalised(mount_fake: Callable[[SandboxAPI], str]
 
 
 def test_child_rows_without_contact_id_get_it_from_the_parent(
-    mount_fake: Callable[[SandboxAPI], str],
+    mock_sandbox: Callable[[SandboxAPI], str],
 ) -> None:
-    fake = sandbox_with(3)
-    for rows in fake.account.tasks.values():
+    sandbox = sandbox_with(3)
+    for rows in sandbox.account.tasks.values():
         for row in rows:
             del row["contactId"]
-    out = run_sync(pit_config(fake, mount_fake(fake)))
+    out = run_sync(pit_config(sandbox, mock_sandbox(sandbox)))
     assert out.records("tasks")
     assert all(r["contactId"] == r["id"].split("-")[1] for r in out.records("tasks"))
 
 
-def test_a_contact_deleted_mid_run_skips_its_children(mount_fake: Callable[[SandboxAPI], str]) -> None:
-    fake = sandbox_with(4)
-    fake.after_search = lambda: fake.account.delete_contact("c000002")
-    out = run_sync(pit_config(fake, mount_fake(fake)))
+def test_a_contact_deleted_mid_run_skips_its_children(mock_sandbox: Callable[[SandboxAPI], str]) -> None:
+    sandbox = sandbox_with(4)
+    sandbox.after_search = lambda: sandbox.account.delete_contact("c000002")
+    out = run_sync(pit_config(sandbox, mock_sandbox(sandbox)))
     assert {r["id"] for r in out.records("contacts")} == {"c000000", "c000001", "c000002", "c000003"}
     for stream in CHILDREN:
-        expected = {(r["id"], cid) for cid, rows in fake.account.children(stream).items() for r in rows}
+        expected = {(r["id"], cid) for cid, rows in sandbox.account.children(stream).items() for r in rows}
         assert {(r["id"], r["contactId"]) for r in out.records(stream)} == expected
         assert all(r["contactId"] != "c000002" for r in out.records(stream))
-    assert "/contacts/c000002/tasks" in {r["path"] for r in fake.requests}  # asked, got 404, moved on
+    assert "/contacts/c000002/tasks" in {r["path"] for r in sandbox.requests}  # asked, got 404, moved on
 
 
-def test_undeclared_fields_are_kept_in_extra(mount_fake: Callable[[SandboxAPI], str]) -> None:
-    fake = sandbox_with(2)
-    fake.account.contacts["c000000"]["brandNewField"] = {"nested": [1, 2]}
-    out = run_sync(pit_config(fake, mount_fake(fake)))
-    first = next(r for r in out.records("contacts") if r["id"] == fake.account.contacts["c000000"]["id"])
+def test_undeclared_fields_are_kept_in_extra(mock_sandbox: Callable[[SandboxAPI], str]) -> None:
+    sandbox = sandbox_with(2)
+    sandbox.account.contacts["c000000"]["brandNewField"] = {"nested": [1, 2]}
+    out = run_sync(pit_config(sandbox, mock_sandbox(sandbox)))
+    first = next(r for r in out.records("contacts") if r["id"] == sandbox.account.contacts["c000000"]["id"])
     assert first["_extra"] == {"brandNewField": {"nested": [1, 2]}}
 
 
-def test_each_stream_gets_one_schema_message(mount_fake: Callable[[SandboxAPI], str]) -> None:
-    fake = sandbox_with(20)
-    out = run_sync(pit_config(fake, mount_fake(fake)))
+def test_each_stream_gets_one_schema_message(mock_sandbox: Callable[[SandboxAPI], str]) -> None:
+    sandbox = sandbox_with(20)
+    out = run_sync(pit_config(sandbox, mock_sandbox(sandbox)))
     schemas = [m["stream"] for m in out.messages if m["type"] == "SCHEMA"]
     assert sorted(schemas) == ["appointments", "contacts", "notes", "tasks"]
