@@ -53,11 +53,13 @@ class PipelinePaths:
         return self.root / "meltano.log"
 
 
-def meltano_env(paths: PipelinePaths, credentials: dict[str, Any]) -> dict[str, str]:
+def meltano_env(paths: PipelinePaths, credentials: dict[str, Any], **tap_settings: str) -> dict[str, str]:
     """Settings for both plugins, as the environment variables Meltano reads."""
     return {
         **os.environ,
+        **{f"TAP_GHL_CONTACTS_{key.upper()}": value for key, value in tap_settings.items()},
         "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_CLI_DISABLE_VERSION_CHECK": "true",
         "MELTANO_DATABASE_URI": f"sqlite:///{paths.meltano_db}",
         "TAP_GHL_CONTACTS_API_URL": credentials["api_url"],
         "TAP_GHL_CONTACTS_LOCATION_ID": credentials["location_id"],
@@ -90,9 +92,9 @@ def meltano(paths: PipelinePaths, env: dict[str, str], *args: str) -> None:
         raise RuntimeError(msg)
 
 
-def run_pipeline(paths: PipelinePaths, credentials: dict[str, Any]) -> float:
+def run_pipeline(paths: PipelinePaths, credentials: dict[str, Any], **tap_settings: str) -> float:
     """Install the two plugins if needed and run the pipeline once; returns its start time."""
-    env = meltano_env(paths, credentials)
+    env = meltano_env(paths, credentials, **tap_settings)
     meltano(paths, env, "install", "tap-ghl-contacts", "target-duckdb")
     started = time.time()
     meltano(paths, env, "run", "tap-ghl-contacts", "target-duckdb")

@@ -106,6 +106,11 @@ class GHLStream(RESTStream[Any]):
 
     @override
     @property
+    def requests_session(self) -> requests.Session:
+        return self.ghl_tap.http_session
+
+    @override
+    @property
     def timeout(self) -> int:
         return REQUEST_TIMEOUT_SECONDS
 

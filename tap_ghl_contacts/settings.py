@@ -111,6 +111,34 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "max_requests_per_interval",
+        th.IntegerType,
+        default=95,
+        title="Request ceiling per rate-limit interval",
+        description=(
+            "Most requests the tap sends per GHL rate-limit interval (10 s unless GHL's "
+            "X-RateLimit-Interval-Milliseconds says otherwise). GHL allows 100; the tap also "
+            "never exceeds 95% of the X-RateLimit-Max GHL reports."
+        ),
+    ),
+    th.Property(
+        "daily_quota_reserve",
+        th.IntegerType,
+        default=1000,
+        title="Daily quota reserve",
+        description=(
+            "Stop cleanly (exit code 3, resumable state) when GHL's X-RateLimit-Daily-Remaining "
+            "falls to this many requests, leaving them to other integrations of the location."
+        ),
+    ),
+    th.Property(
+        "max_concurrency",
+        th.IntegerType,
+        default=8,
+        title="Concurrent requests",
+        description="Requests in flight at once (child lists are fetched ahead in a pool).",
+    ),
+    th.Property(
         "naive_timestamp_timezone",
         th.StringType,
         default="UTC",
@@ -184,6 +212,10 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _whole_in(value: Any, low: int, high: int) -> bool:  # noqa: ANN401
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def problems(config: Mapping[str, Any]) -> list[str]:
     """Every problem with ``config``, each naming the setting involved."""
     found: list[str] = []
@@ -205,6 +237,15 @@ def problems(config: Mapping[str, Any]) -> list[str]:
     lookback = config.get("lookback_seconds", 300)
     if isinstance(lookback, bool) or not isinstance(lookback, int) or lookback < 0:
         found.append(f"lookback_seconds must be a whole number of seconds, 0 or more; got {lookback!r}.")
+    found.extend(
+        f"{key} must be a whole number from {low} to {high}; got {config[key]!r}."
+        for key, low, high in (
+            ("max_requests_per_interval", 1, 1_000_000),
+            ("daily_quota_reserve", 0, 10_000_000),
+            ("max_concurrency", 1, 64),
+        )
+        if key in config and not _whole_in(config[key], low, high)
+    )
     tz_name = config.get("naive_timestamp_timezone", "UTC")
     try:
         zoneinfo.ZoneInfo(str(tz_name))

@@ -26,6 +26,7 @@ from tap_ghl_contacts.auth import (
 )
 from tap_ghl_contacts.errors import TapGHLError
 from tap_ghl_contacts.messages import GHLMessageWriter
+from tap_ghl_contacts.pacing import PacedAdapter, RequestPacer
 from tap_ghl_contacts.streams import (
     AppointmentsStream,
     ContactsStream,
@@ -99,6 +100,23 @@ class TapGHLContacts(Tap):
             user_agent=config.get("user_agent"),
         )
 
+    @cached_property
+    def pacer(self) -> RequestPacer:
+        """The one rate-limit budget of this location, shared by every stream."""
+        return RequestPacer(
+            ceiling=int(self.config.get("max_requests_per_interval", 95)),
+            daily_reserve=int(self.config.get("daily_quota_reserve", 1000)),
+        )
+
+    @cached_property
+    def http_session(self) -> requests.Session:
+        """One connection pool for every stream, paced."""
+        session = requests.Session()
+        adapter = PacedAdapter(self.pacer, pool_size=int(self.config.get("max_concurrency", 8)) + 2)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
     @property
     def token_store_path(self) -> Path:
         """Where rotated OAuth tokens live."""
@@ -114,7 +132,7 @@ class TapGHLContacts(Tap):
             super().invoke(*args, **kwargs)
         except _USER_FACING_ERRORS as exc:
             cls.logger.error("%s", describe_failure(exc))  # noqa: TRY400  (no traceback by design)
-            sys.exit(1)
+            sys.exit(exc.exit_code if isinstance(exc, TapGHLError) else 1)
 
 
 if __name__ == "__main__":

@@ -92,12 +92,17 @@ def run_sync_catching(
     return SyncOutput(messages), failure
 
 
+# Tests that are not about pacing run at full speed; the sandbox then sends no limits.
+UNPACED = {"max_requests_per_interval": 10_000}
+
+
 def pit_config(sandbox: SandboxAPI, api_url: str, **extra: Any) -> dict[str, Any]:
     """A Private Integration Token config for the sandbox's location."""
     return {
         "location_id": sandbox.location_id,
         "access_token": sandbox.credentials.pit,
         "api_url": api_url,
+        **UNPACED,
         **extra,
     }
 
@@ -110,6 +115,7 @@ def oauth_config(sandbox: SandboxAPI, api_url: str, store: Path, **extra: Any) -
         "client_secret": sandbox.credentials.client_secret,
         "api_url": api_url,
         "token_store_path": str(store),
+        **UNPACED,
         **extra,
     }
 

@@ -35,7 +35,7 @@ RATE_HEADERS = {
 
 @pytest.fixture(scope="module")
 def seeded() -> SandboxAPI:
-    return SandboxAPI(Account.seeded(1200, seed=3), rate_limits=RateLimits(enabled=False))
+    return SandboxAPI(Account.seeded(1200, seed=3), rate_limits=RateLimits(burst=100_000))
 
 
 @pytest.fixture(scope="module")

@@ -91,6 +91,18 @@ class RateLimiter:
         self._daily: dict[str, int] = {}
         self.rejected = 0
 
+    def exhausted_headers(self) -> dict[str, str]:
+        """Headers of a 429 that a fault injects (nothing left in this interval)."""
+        headers = {
+            "X-RateLimit-Limit-Daily": str(self.limits.daily),
+            "X-RateLimit-Interval-Milliseconds": str(self.limits.interval_ms),
+            "X-RateLimit-Max": str(self.limits.burst),
+            "X-RateLimit-Remaining": "0",
+        }
+        if self.limits.send_retry_after:
+            headers["Retry-After"] = str(max(1, self.limits.interval_ms // 1000))
+        return headers
+
     def take(self, key: str) -> tuple[bool, dict[str, str]]:
         """Spend one request for ``key``; returns whether it is allowed and the headers."""
         now = self._clock()
@@ -108,6 +120,8 @@ class RateLimiter:
             self._daily[key] = used_today
         else:
             self.rejected += 1
+        if not self.limits.enabled:
+            return True, {}  # limits off (tests, unthrottled benchmarks): nothing to pace by
         headers = {
             "X-RateLimit-Limit-Daily": str(self.limits.daily),
             "X-RateLimit-Daily-Remaining": str(max(0, self.limits.daily - used_today)),
@@ -311,7 +325,8 @@ class SandboxAPI:
         if kind == "reset":
             return Reply(0, reset=True)
         if kind == "429":
-            return Reply(429, {"statusCode": 429, "message": "Too many requests"})
+            body = {"statusCode": 429, "message": "Too many requests"}
+            return Reply(429, body, headers=self.limiter.exhausted_headers())
         if kind == "fatal":
             return error(422, ["simulated failure"])
         if kind == "truncate":
