@@ -168,7 +168,7 @@ class PacedAdapter(HTTPAdapter):
         self.pacer = pacer
 
     @override
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         waits = 0
         while True:
             self.pacer.acquire()
