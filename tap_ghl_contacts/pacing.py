@@ -62,8 +62,12 @@ class RequestPacer:
         self._server_seen_sent_at = 0.0
         self._server_seen_at = 0.0
         self._hold_until = 0.0
+        # GHL counts a request when it arrives, up to one round trip after we sent it, so a
+        # slot frees one interval plus the slowest round trip seen after its send.
+        self._round_trip = 0.0
         self._cond = threading.Condition()
         self.requests_sent = 0
+        self._answered = 0
         self.rate_limited = 0
         self.waited_seconds = 0.0
 
@@ -84,11 +88,12 @@ class RequestPacer:
     def _wait_needed(self, now: float) -> float:
         if now < self._hold_until:
             return self._hold_until - now
-        while self._sent and self._sent[0] <= now - self.interval:
+        span = self.interval + self._round_trip
+        while self._sent and self._sent[0] <= now - span:
             self._sent.popleft()
         waits = []
         if len(self._sent) >= self.ceiling:
-            waits.append(self._sent[0] + self.interval - now)
+            waits.append(self._sent[0] + span - now)
         server_fresh = now - self._server_seen_at < self.interval
         if self._server_remaining is not None and server_fresh:
             sent_since = sum(1 for moment in self._sent if moment > self._server_seen_sent_at)
@@ -98,7 +103,8 @@ class RequestPacer:
         return max(waits, default=0.0)
 
     def _check_daily_reserve(self) -> None:
-        if self.daily_remaining is not None and self.daily_remaining <= self.daily_reserve:
+        in_flight = self.requests_sent - self._answered
+        if self.daily_remaining is not None and self.daily_remaining - in_flight <= self.daily_reserve:
             msg = (
                 f"GHL's daily request quota for this location is down to {self.daily_remaining} "
                 f"(daily_quota_reserve is {self.daily_reserve}); stopping so other integrations "
@@ -110,6 +116,8 @@ class RequestPacer:
     def observe(self, headers: Any, sent_at: float) -> None:  # noqa: ANN401
         """Learn GHL's limits and its view of what is left from a response's headers."""
         with self._cond:
+            self._answered = min(self._answered + 1, self.requests_sent)
+            self._round_trip = max(self._round_trip, self._clock() - sent_at)
             interval_ms = _int(headers.get("X-RateLimit-Interval-Milliseconds"))
             if interval_ms:
                 self.interval = interval_ms / 1000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.resources
+from collections import deque
 from functools import cached_property
 from http import HTTPStatus
 from pathlib import Path
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
+    from tap_ghl_contacts.prefetch import ChildPrefetcher
+
 
 def _schema_folder() -> Traversable:
     """Schemas ship inside the wheel; an editable install reads the source tree."""
@@ -34,6 +37,8 @@ def _schema_folder() -> Traversable:
 
 
 SCHEMAS = SchemaDirectory(_schema_folder())
+# Contacts read ahead of the writer, per pool worker, so the pool never idles.
+LOOKAHEAD_PER_WORKER = 4
 
 
 def _aware(value: str) -> dt.datetime:
@@ -135,6 +140,27 @@ class ContactsStream(GHLStream):
         return body
 
     @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        prefetcher = self.ghl_tap.prefetcher
+        children = [c for c in self.child_streams if isinstance(c, ContactChildStream) and c.selected]
+        if prefetcher is None or not children:
+            yield from super().get_records(context)
+            return
+        # Keep a few contacts ahead of the writer so the pool always has work.
+        lookahead: deque[dict[str, Any]] = deque()
+        try:
+            for record in super().get_records(context):
+                for child in children:
+                    child.prefetch(prefetcher, record["id"])
+                lookahead.append(record)
+                if len(lookahead) > LOOKAHEAD_PER_WORKER * prefetcher.workers:
+                    yield lookahead.popleft()
+            yield from lookahead
+        except BaseException:
+            prefetcher.cancel_all()  # the run is failing or stopping: fetch nothing more
+            raise
+
+    @override
     def get_child_context(
         self,
         record: dict[str, Any],
@@ -155,6 +181,21 @@ class ContactChildStream(GHLStream):
     @override
     def get_new_paginator(self) -> None:
         return None
+
+    def prefetch(self, prefetcher: ChildPrefetcher, contact_id: str) -> None:
+        """Start fetching this contact's list in the pool."""
+        context = {"contactId": contact_id}
+        prefetcher.submit((self.name, contact_id), lambda: list(self.request_records(context)))
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        prefetcher = self.ghl_tap.prefetcher
+        fetched = (
+            None
+            if prefetcher is None or context is None
+            else prefetcher.take((self.name, context["contactId"]))
+        )
+        return super().get_records(context) if fetched is None else fetched
 
     @override
     def validate_response(self, response: requests.Response) -> None:

@@ -27,6 +27,7 @@ from tap_ghl_contacts.auth import (
 from tap_ghl_contacts.errors import TapGHLError
 from tap_ghl_contacts.messages import GHLMessageWriter
 from tap_ghl_contacts.pacing import PacedAdapter, RequestPacer
+from tap_ghl_contacts.prefetch import ChildPrefetcher
 from tap_ghl_contacts.streams import (
     AppointmentsStream,
     ContactsStream,
@@ -116,6 +117,12 @@ class TapGHLContacts(Tap):
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
+
+    @cached_property
+    def prefetcher(self) -> ChildPrefetcher | None:
+        """The pool that fetches child lists ahead; none when max_concurrency is 1."""
+        workers = int(self.config.get("max_concurrency", 8))
+        return ChildPrefetcher(workers) if workers > 1 else None
 
     @property
     def token_store_path(self) -> Path:

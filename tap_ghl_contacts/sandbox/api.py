@@ -207,6 +207,7 @@ class SandboxAPI:
         self.faults: list[Fault] = []
         self.requests: list[JSON] = []
         self.token_grants = 0
+        self.max_in_flight = 0  # most API requests in progress at once (set by the server)
         # Switches for failure tests.
         self.reject_all_tokens = False
         self.omit_search_after = False

@@ -49,29 +49,43 @@ class SandboxApp:
         """Serve ``api``."""
         self.api = api
         self._mutation_rng = random.Random(mutation_seed)  # noqa: S311  (test data)
+        self._in_flight = 0
+        self._gauge = threading.Lock()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer one WSGI request."""
         request = Request(environ)
         if request.path.startswith(ADMIN_PREFIX):
             response = self._admin(request)
-        else:
-            reply = self.api.handle(
-                request.method,
-                request.path,
-                dict(request.headers),
-                {k: request.args.getlist(k) for k in request.args},
-                request.get_data(),
-            )
-            if reply.delay:
-                time.sleep(reply.delay)
-            if reply.reset:
-                _drop_connection(environ)
-                start_response("500 Dropped", [])
-                return [b""]  # the write fails on the closed socket; werkzeug ignores that
-            response = Response(
-                reply.text(), status=reply.status, headers=reply.headers, content_type=reply.content_type
-            )
+            return response(environ, start_response)
+        with self._gauge:
+            self._in_flight += 1
+            self.api.max_in_flight = max(self.api.max_in_flight, self._in_flight)
+        try:
+            return self._serve(request, environ, start_response)
+        finally:
+            with self._gauge:
+                self._in_flight -= 1
+
+    def _serve(
+        self, request: Request, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        reply = self.api.handle(
+            request.method,
+            request.path,
+            dict(request.headers),
+            {k: request.args.getlist(k) for k in request.args},
+            request.get_data(),
+        )
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.reset:
+            _drop_connection(environ)
+            start_response("500 Dropped", [])
+            return [b""]  # the write fails on the closed socket; werkzeug ignores that
+        response = Response(
+            reply.text(), status=reply.status, headers=reply.headers, content_type=reply.content_type
+        )
         return response(environ, start_response)
 
     def _admin(self, request: Request) -> Response:
@@ -116,6 +130,7 @@ def stats(api: SandboxAPI) -> dict[str, Any]:
         "by_status": by_status,
         "rate_limited": api.limiter.rejected,
         "token_grants": api.token_grants,
+        "max_in_flight": api.max_in_flight,
     }
 
 
