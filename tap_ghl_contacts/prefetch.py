@@ -33,9 +33,7 @@ class ChildPrefetcher:
     def __init__(self, workers: int) -> None:
         """Run up to ``workers`` fetches at once."""
         self.workers = workers
-        self._queue: queue.SimpleQueue[tuple[Future[list[dict[str, Any]]], Fetch] | object] = (
-            queue.SimpleQueue()
-        )
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # None: stop
         self._pending: dict[Hashable, Future[list[dict[str, Any]]]] = {}
         self._lock = threading.Lock()
         self._threads = [
