@@ -52,3 +52,23 @@ class SearchAfterPaginator(BaseAPIPaginator[Cursor | None]):
             )
             raise APIResponseError(msg)
         return cursor
+
+
+class SkipPaginator(BaseAPIPaginator[int | None]):
+    """``skip``/``limit`` paging that stops at the first short page (no extra empty request)."""
+
+    def __init__(self, limit: int, records_key: str) -> None:
+        """Pages of ``limit`` rows under ``records_key``."""
+        super().__init__(None)
+        self._limit = limit
+        self._records_key = records_key
+
+    @override
+    def has_more(self, response: requests.Response) -> bool:
+        body = response_body(response)
+        rows = body.get(self._records_key) if isinstance(body, dict) else None
+        return isinstance(rows, list) and len(rows) >= self._limit
+
+    @override
+    def get_next(self, response: requests.Response) -> int | None:
+        return (self.current_value or 0) + self._limit

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
+    from collections.abc import Callable, Hashable
 
-Fetch = Callable[[], list[dict[str, Any]]]
-Job = tuple[Future[list[dict[str, Any]]], Fetch]
+Records = list[dict[str, Any]]
 
 
 class ChildPrefetcher:
@@ -27,14 +25,14 @@ class ChildPrefetcher:
 
     Hand-written rather than a ``ThreadPoolExecutor``: its workers are joined when the
     interpreter exits, so a failed run would hang until every in-flight fetch finished
-    its retries. These workers are daemons and stop taking work once cancelled.
+    its retries. These workers are daemons and skip work that was cancelled.
     """
 
     def __init__(self, workers: int) -> None:
         """Run up to ``workers`` fetches at once."""
         self.workers = workers
-        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()  # None: stop
-        self._pending: dict[Hashable, Future[list[dict[str, Any]]]] = {}
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()  # None: stop
+        self._pending: dict[Hashable, Future[Records]] = {}
         self._lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._work, name=f"ghl-prefetch-{n}", daemon=True) for n in range(workers)
@@ -43,28 +41,49 @@ class ChildPrefetcher:
             thread.start()
 
     def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            future, fetch = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fetch())
-            except BaseException as exc:  # noqa: BLE001  (handed to the main thread by take)
-                future.set_exception(exc)
+        while (job := self._queue.get()) is not None:
+            job()
 
-    def submit(self, key: Hashable, fetch: Fetch) -> None:
-        """Start fetching ``key`` in the background (once)."""
+    def _futures(self, keys: list[Hashable]) -> list[Future[Records]]:
         with self._lock:
-            if key in self._pending:
-                return
-            future: Future[list[dict[str, Any]]] = Future()
-            self._pending[key] = future
-        self._queue.put((future, fetch))
+            futures = []
+            for key in keys:
+                future: Future[Records] = Future()
+                self._pending[key] = future
+                futures.append(future)
+            return futures
 
-    def take(self, key: Hashable) -> list[dict[str, Any]] | None:
+    def submit(self, key: Hashable, fetch: Callable[[], Records]) -> None:
+        """Start fetching the records of ``key`` in the background."""
+        self.submit_batch([key], lambda: {key: fetch()})
+
+    def submit_batch(self, keys: list[Hashable], fetch: Callable[[], dict[Hashable, Records]]) -> None:
+        """Fetch several keys with one job (one request for many contacts); absent keys get []."""
+        futures = self._futures(keys)
+
+        def job() -> None:
+            live = [
+                (key, f) for key, f in zip(keys, futures, strict=True) if f.set_running_or_notify_cancel()
+            ]
+            if not live:
+                return
+            try:
+                found = fetch()
+            except BaseException as exc:  # noqa: BLE001  (handed to the main thread by take)
+                for _, future in live:
+                    future.set_exception(exc)
+                return
+            for key, future in live:
+                future.set_result(found.get(key, []))
+
+        self._queue.put(job)
+
+    def is_pending(self, key: Hashable) -> bool:
+        """Whether ``key`` was submitted and not yet taken."""
+        with self._lock:
+            return key in self._pending
+
+    def take(self, key: Hashable) -> Records | None:
         """The fetched records for ``key`` (waiting if needed), or ``None`` if never submitted.
 
         A fetch that failed raises its error here, in the main thread.

@@ -139,6 +139,53 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Requests in flight at once (child lists are fetched ahead in a pool).",
     ),
     th.Property(
+        "tasks_source",
+        th.StringType,
+        default="location_search",
+        allowed_values=["location_search", "per_contact"],
+        title="Where tasks come from",
+        description=(
+            "location_search: POST /locations/{id}/tasks/search for 100 contacts per request "
+            "(scope locations/tasks.readonly); per_contact: GET /contacts/{id}/tasks for each."
+        ),
+    ),
+    th.Property(
+        "appointments_source",
+        th.StringType,
+        default="calendar_events",
+        allowed_values=["calendar_events", "per_contact"],
+        title="Where appointments come from",
+        description=(
+            "calendar_events: GET /calendars/events per calendar and time window (scope "
+            "calendars/events.readonly); per_contact: GET /contacts/{id}/appointments for each "
+            "contact the run emits."
+        ),
+    ),
+    th.Property(
+        "appointments_horizon_days",
+        th.IntegerType,
+        default=365,
+        title="Appointment horizon (days)",
+        description="calendar_events: read appointments starting up to this many days ahead.",
+    ),
+    th.Property(
+        "appointments_resync_days",
+        th.IntegerType,
+        default=30,
+        title="Appointment re-read window (days)",
+        description=(
+            "calendar_events: incremental runs re-read appointments that started up to this "
+            "many days ago (the endpoint cannot filter by update time)."
+        ),
+    ),
+    th.Property(
+        "appointments_window_days",
+        th.IntegerType,
+        default=400,
+        title="Appointment request window (days)",
+        description="calendar_events: start-time span of one request; lower it if GHL refuses long spans.",
+    ),
+    th.Property(
         "naive_timestamp_timezone",
         th.StringType,
         default="UTC",
@@ -243,6 +290,9 @@ def problems(config: Mapping[str, Any]) -> list[str]:
             ("max_requests_per_interval", 1, 1_000_000),
             ("daily_quota_reserve", 0, 10_000_000),
             ("max_concurrency", 1, 64),
+            ("appointments_horizon_days", 0, 3650),
+            ("appointments_resync_days", 0, 3650),
+            ("appointments_window_days", 1, 3650),
         )
         if key in config and not _whole_in(config[key], low, high)
     )

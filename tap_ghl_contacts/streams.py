@@ -15,15 +15,16 @@ from typing_extensions import override
 
 from tap_ghl_contacts.client import GHLStream, error_words
 from tap_ghl_contacts.errors import APIResponseError
-from tap_ghl_contacts.pagination import SearchAfterPaginator
+from tap_ghl_contacts.pagination import SearchAfterPaginator, SkipPaginator
 from tap_ghl_contacts.timestamps import format_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Hashable, Iterable
     from importlib.resources.abc import Traversable
 
     import requests
     from singer_sdk.helpers.types import Context
+    from singer_sdk.pagination import BaseAPIPaginator
 
     from tap_ghl_contacts.prefetch import ChildPrefetcher
 
@@ -37,8 +38,16 @@ def _schema_folder() -> Traversable:
 
 
 SCHEMAS = SchemaDirectory(_schema_folder())
+CALENDARS_API_VERSION = "2021-04-15"
+# Contact ids per tasks search request, and tasks per page of its answer.
+TASK_SEARCH_BATCH = 100
+TASK_SEARCH_PAGE = 100
 # Contacts read ahead of the writer, per pool worker, so the pool never idles.
 LOOKAHEAD_PER_WORKER = 4
+
+
+def _epoch_ms(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1000)
 
 
 def _aware(value: str) -> dt.datetime:
@@ -143,18 +152,22 @@ class ContactsStream(GHLStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         prefetcher = self.ghl_tap.prefetcher
         children = [c for c in self.child_streams if isinstance(c, ContactChildStream) and c.selected]
-        if prefetcher is None or not children:
+        if not children:
             yield from super().get_records(context)
             return
-        # Keep a few contacts ahead of the writer so the pool always has work.
+        # Keep contacts ahead of the writer so the pool always has work; batched children
+        # (tasks search) need a full batch of ids ahead.
+        ahead = max(LOOKAHEAD_PER_WORKER * prefetcher.workers, *(c.prefetch_batch for c in children))
         lookahead: deque[dict[str, Any]] = deque()
         try:
             for record in super().get_records(context):
                 for child in children:
                     child.prefetch(prefetcher, record["id"])
                 lookahead.append(record)
-                if len(lookahead) > LOOKAHEAD_PER_WORKER * prefetcher.workers:
+                if len(lookahead) > ahead:
                     yield lookahead.popleft()
+            for child in children:
+                child.flush_prefetch(prefetcher)
             yield from lookahead
         except BaseException:
             prefetcher.cancel_all()  # the run is failing or stopping: fetch nothing more
@@ -178,8 +191,11 @@ class ContactChildStream(GHLStream):
     state_partitioning_keys: ClassVar[list[str]] = []
     schema = StreamSchema(SCHEMAS)
 
+    #: Contacts whose lists one background job fetches together.
+    prefetch_batch: ClassVar[int] = 1
+
     @override
-    def get_new_paginator(self) -> None:
+    def get_new_paginator(self) -> BaseAPIPaginator[Any] | None:
         return None
 
     def prefetch(self, prefetcher: ChildPrefetcher, contact_id: str) -> None:
@@ -187,14 +203,18 @@ class ContactChildStream(GHLStream):
         context = {"contactId": contact_id}
         prefetcher.submit((self.name, contact_id), lambda: list(self.request_records(context)))
 
+    def flush_prefetch(self, prefetcher: ChildPrefetcher) -> None:
+        """Submit whatever is still collected for a batch."""
+
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        if context is None:
+            return super().get_records(context)
+        key = (self.name, context["contactId"])
         prefetcher = self.ghl_tap.prefetcher
-        fetched = (
-            None
-            if prefetcher is None or context is None
-            else prefetcher.take((self.name, context["contactId"]))
-        )
+        if not prefetcher.is_pending(key):
+            self.flush_prefetch(prefetcher)
+        fetched = prefetcher.take(key)
         return super().get_records(context) if fetched is None else fetched
 
     @override
@@ -231,11 +251,76 @@ class ContactChildStream(GHLStream):
 
 
 class TasksStream(ContactChildStream):
-    """Tasks of each contact: GET /contacts/{contactId}/tasks."""
+    """Tasks of each contact, one request per contact (``tasks_source: per_contact``)."""
 
     name = "tasks"
     path = "/contacts/{contactId}/tasks"
     records_key = "tasks"
+
+
+class TasksSearchStream(ContactChildStream):
+    """Tasks of each contact, fetched for 100 contacts at a time.
+
+    POST /locations/{id}/tasks/search filters by a list of contact ids, so one request
+    (and a page more when a batch has over 100 tasks) covers 100 contacts.
+    """
+
+    name = "tasks"
+    path = "/locations/{location_id}/tasks/search"
+    http_method = "POST"
+    records_key = "tasks"
+    prefetch_batch = TASK_SEARCH_BATCH
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        """Start with no contact ids collected."""
+        super().__init__(*args, **kwargs)
+        self._collected: list[str] = []
+
+    @override
+    def get_new_paginator(self) -> SkipPaginator:
+        return SkipPaginator(TASK_SEARCH_PAGE, self.records_key)
+
+    @override
+    def prepare_request_payload(self, context: Context | None, next_page_token: int | None) -> dict[str, Any]:
+        ids = (context or {}).get("contactIds") or [(context or {})["contactId"]]
+        return {"contactId": ids, "limit": TASK_SEARCH_PAGE, "skip": next_page_token or 0}
+
+    @override
+    def prefetch(self, prefetcher: ChildPrefetcher, contact_id: str) -> None:
+        self._collected.append(contact_id)
+        if len(self._collected) >= self.prefetch_batch:
+            self.flush_prefetch(prefetcher)
+
+    @override
+    def flush_prefetch(self, prefetcher: ChildPrefetcher) -> None:
+        ids, self._collected = self._collected, []
+        if ids:
+            keys: list[Hashable] = [(self.name, contact_id) for contact_id in ids]
+            prefetcher.submit_batch(keys, lambda: self._fetch_batch(ids))
+
+    def _fetch_batch(self, ids: list[str]) -> dict[Hashable, list[dict[str, Any]]]:
+        found: dict[Hashable, list[dict[str, Any]]] = {}
+        for task in self.request_records({"contactIds": ids}):
+            contact_id = task.get("contactId") or (ids[0] if len(ids) == 1 else None)
+            if contact_id not in ids:
+                msg = (
+                    f"tasks search returned task {task.get('id')!r} without one of the requested "
+                    "contact ids; set tasks_source to per_contact to read tasks contact by contact."
+                )
+                raise APIResponseError(msg)
+            found.setdefault((self.name, contact_id), []).append(task)
+        return found
+
+    @override
+    def post_process(
+        self,
+        row: dict[str, Any],
+        context: Context | None = None,
+    ) -> dict[str, Any] | None:
+        if context is not None and row.get("contactId") not in (None, context["contactId"]):
+            msg = f"tasks search returned task {row.get('id')!r} under the wrong contact"
+            raise APIResponseError(msg)
+        return super().post_process(row, context)
 
 
 class NotesStream(ContactChildStream):
@@ -247,8 +332,86 @@ class NotesStream(ContactChildStream):
 
 
 class AppointmentsStream(ContactChildStream):
-    """Appointments of each contact: GET /contacts/{contactId}/appointments."""
+    """Appointments of each contact, one request per contact (``appointments_source: per_contact``)."""
 
     name = "appointments"
     path = "/contacts/{contactId}/appointments"
     records_key = "events"
+
+
+class CalendarsStream(GHLStream):
+    """The location's calendars; read by CalendarAppointmentsStream, not emitted."""
+
+    name = "calendars"
+    path = "/calendars/"
+    api_version = CALENDARS_API_VERSION
+    records_key = "calendars"
+    primary_keys: ClassVar[tuple[str, ...]] = ("id",)
+    schema: ClassVar[dict[str, Any]] = {"type": "object", "properties": {"id": {"type": "string"}}}
+
+    @override
+    def get_new_paginator(self) -> None:
+        return None
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
+        return {"locationId": self.config["location_id"]}
+
+
+class CalendarAppointmentsStream(GHLStream):
+    """Appointments of the whole location via GET /calendars/events, calendar by calendar.
+
+    The endpoint filters by start time only, so the first run scans from start_date (or
+    five years back) to ``appointments_horizon_days`` ahead, and later runs re-scan from
+    ``appointments_resync_days`` back: changes to appointments that started before that
+    are picked up by a full refresh.
+    """
+
+    name = "appointments"
+    path = "/calendars/events"
+    api_version = CALENDARS_API_VERSION
+    records_key = "events"
+    primary_keys: ClassVar[tuple[str, ...]] = ("id",)
+    replication_key = "dateUpdated"
+    schema = StreamSchema(SCHEMAS)
+
+    @override
+    def get_new_paginator(self) -> None:
+        return None
+
+    @override
+    def get_url_params(self, context: Context | None, next_page_token: Any) -> dict[str, Any]:
+        window = context or {}
+        return {
+            "locationId": self.config["location_id"],
+            "calendarId": window["calendarId"],
+            "startTime": str(window["startTime"]),
+            "endTime": str(window["endTime"]),
+        }
+
+    def windows(self, now: dt.datetime) -> list[tuple[int, int]]:
+        """Start-time windows (epoch ms, inclusive) this run scans."""
+        horizon = now + dt.timedelta(days=int(self.config.get("appointments_horizon_days", 365)))
+        if self.stream_state.get("replication_key_value"):
+            begin = now - dt.timedelta(days=int(self.config.get("appointments_resync_days", 30)))
+        elif self.config.get("start_date"):
+            begin = _aware(self.config["start_date"])
+        else:
+            begin = now - dt.timedelta(days=5 * 365)
+        step = dt.timedelta(days=int(self.config.get("appointments_window_days", 400)))
+        spans = []
+        while begin < horizon:
+            end = min(begin + step, horizon)
+            spans.append((_epoch_ms(begin), _epoch_ms(end) - 1))
+            begin = end
+        return spans
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        calendars = [c["id"] for c in CalendarsStream(self._tap).request_records(None) if c.get("id")]
+        spans = self.windows(dt.datetime.now(dt.UTC))
+        for calendar_id in calendars:
+            for start, end in spans:
+                yield from super().get_records(
+                    {"calendarId": calendar_id, "startTime": start, "endTime": end}
+                )

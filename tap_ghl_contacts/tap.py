@@ -30,8 +30,10 @@ from tap_ghl_contacts.pacing import PacedAdapter, RequestPacer
 from tap_ghl_contacts.prefetch import ChildPrefetcher
 from tap_ghl_contacts.streams import (
     AppointmentsStream,
+    CalendarAppointmentsStream,
     ContactsStream,
     NotesStream,
+    TasksSearchStream,
     TasksStream,
 )
 
@@ -68,12 +70,13 @@ class TapGHLContacts(Tap):
 
     @override
     def discover_streams(self) -> list[Stream]:
-        return [
-            ContactsStream(self),
-            TasksStream(self),
-            NotesStream(self),
-            AppointmentsStream(self),
-        ]
+        tasks = TasksStream if self.config.get("tasks_source") == "per_contact" else TasksSearchStream
+        appointments = (
+            AppointmentsStream
+            if self.config.get("appointments_source") == "per_contact"
+            else CalendarAppointmentsStream
+        )
+        return [ContactsStream(self), tasks(self), NotesStream(self), appointments(self)]
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
@@ -119,10 +122,9 @@ class TapGHLContacts(Tap):
         return session
 
     @cached_property
-    def prefetcher(self) -> ChildPrefetcher | None:
-        """The pool that fetches child lists ahead; none when max_concurrency is 1."""
-        workers = int(self.config.get("max_concurrency", 8))
-        return ChildPrefetcher(workers) if workers > 1 else None
+    def prefetcher(self) -> ChildPrefetcher:
+        """The pool that fetches child lists ahead of the writer."""
+        return ChildPrefetcher(int(self.config.get("max_concurrency", 8)))
 
     @property
     def token_store_path(self) -> Path:

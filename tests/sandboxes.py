@@ -118,6 +118,7 @@ def predictable_account(
 ) -> Account:
     """``count`` contacts; each run of ``tie_every`` contacts shares one dateUpdated."""
     account = Account(location_id=TEST_LOCATION)
+    account.calendars = [{"id": "cal1", "name": "Demos", "locationId": TEST_LOCATION}]
     for index in range(count):
         contact = make_contact(index, BASE_TIME + dt.timedelta(minutes=index // tie_every))
         if full_rows and index == 1:
@@ -130,7 +131,7 @@ def predictable_account(
         account.tasks[contact_id].append(full_record("tasks", id="t-full", contactId=contact_id))
         account.notes[contact_id].append(full_record("notes", id="n-full", contactId=contact_id))
         account.appointments[contact_id].append(
-            full_record("appointments", id="a-full", contactId=contact_id)
+            full_record("appointments", id="a-full", contactId=contact_id, calendarId="cal1")
         )
     return account
 

@@ -24,7 +24,7 @@ def test_children_are_fetched_concurrently_in_deterministic_order(
     sandbox = sandbox_with(40, tie_every=3, latency=0.02, rate_limits=RateLimits(enabled=False))
     url = serve_sandbox(sandbox)
     sequential = run_sync(pit_config(sandbox, url, page_size=15, max_concurrency=1))
-    assert sandbox.max_in_flight == 1
+    assert sandbox.max_in_flight <= 2  # one child fetch, beside the main thread's next search page
     concurrent = run_sync(pit_config(sandbox, url, page_size=15, max_concurrency=6))
     assert sandbox.max_in_flight >= 4  # several child requests were in flight at once
     assert emitted(concurrent.messages) == emitted(sequential.messages)

@@ -107,7 +107,14 @@ def test_the_cli_stops_at_the_daily_reserve_with_exit_code_3(
     serve_sandbox: Callable[[SandboxAPI], str], tmp_path: Path
 ) -> None:
     sandbox = sandbox_with(40, rate_limits=RateLimits(burst=10_000, daily=60))
-    config = pit_config(sandbox, serve_sandbox(sandbox), page_size=10, daily_quota_reserve=20)
+    config = pit_config(
+        sandbox,
+        serve_sandbox(sandbox),
+        page_size=10,
+        daily_quota_reserve=20,
+        tasks_source="per_contact",
+        appointments_source="per_contact",
+    )
     done = run_tap_cli("--config", str(write_config(tmp_path, config)))
     assert done.returncode == 3
     assert "daily request quota" in done.stderr

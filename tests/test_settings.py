@@ -36,6 +36,11 @@ OAUTH = {"location_id": "loc-1", "client_id": "cid", "client_secret": "fake-secr
         ({**PIT, "page_size": "100"}, "page_size"),
         ({**PIT, "lookback_seconds": -1}, "lookback_seconds"),
         ({**PIT, "naive_timestamp_timezone": "Mars/Olympus"}, "naive_timestamp_timezone"),
+        ({**PIT, "tasks_source": "bulk"}, "tasks_source"),
+        ({**PIT, "appointments_source": "ical"}, "appointments_source"),
+        ({**PIT, "max_concurrency": 0}, "max_concurrency"),
+        ({**PIT, "daily_quota_reserve": -5}, "daily_quota_reserve"),
+        ({**PIT, "appointments_window_days": 0}, "appointments_window_days"),
     ],
 )
 def test_invalid_config_names_the_problem(config: dict[str, Any], named: str) -> None:
