@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
-from singer_sdk.io_base import SingerWriter
-from singer_sdk.singerlib.messages import SchemaMessage
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.singerlib.messages import RecordMessage, SchemaMessage
 from typing_extensions import override
 
 if TYPE_CHECKING:
     from singer_sdk.singerlib.messages import Message
 
 
-class GHLMessageWriter(SingerWriter):
-    """Sends each stream's SCHEMA once, and again only if it changes.
+class GHLMessageWriter(MsgSpecWriter):
+    """msgspec-encoded messages; each stream's SCHEMA once; no flush per RECORD.
 
     singer-sdk restarts a child stream for every parent record and sends its SCHEMA
     each time: three SCHEMA messages per contact. Targets such as target-duckdb flush
     their batches on every SCHEMA, which turns a bulk load into thousands of one-row
-    loads.
+    loads. RECORDs are buffered; everything else (SCHEMA, STATE) flushes stdout, so a
+    target always has every record that a STATE it reads covers.
     """
 
     def __init__(self) -> None:
@@ -32,4 +34,7 @@ class GHLMessageWriter(SingerWriter):
             if self._schemas.get(message.stream) == message:
                 return
             self._schemas[message.stream] = message
-        super().write_message(message)
+        stdout = sys.stdout.buffer
+        stdout.write(self.format_message(message))
+        if not isinstance(message, RecordMessage):
+            stdout.flush()

@@ -81,14 +81,16 @@ def run_sync_catching(
     catalog: dict[str, Any] | None = None,
 ) -> tuple[SyncOutput, Exception | None]:
     """Run a sync that may fail; return what it wrote and the error it ended with."""
-    buffer = io.StringIO()
+    buffer = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # the writer needs .buffer
     failure: Exception | None = None
     with redirect_stdout(buffer):
         try:
             TapGHLContacts(config=config, state=state, catalog=catalog, validate_config=True).sync_all()
         except Exception as exc:  # noqa: BLE001  (handed to the test to inspect)
             failure = exc
-    messages = [json.loads(line) for line in buffer.getvalue().splitlines() if line.strip()]
+    buffer.flush()
+    raw = buffer.buffer.getvalue().decode()  # type: ignore[attr-defined]
+    messages = [json.loads(line) for line in raw.splitlines() if line.strip()]
     return SyncOutput(messages), failure
 
 
