@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install readme-settings clean
+.PHONY: demo test lint install bench readme-settings clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# Speed, requests and memory against the sandbox (minutes; not part of CI).
+bench: install
+	$(BIN)/python benchmarks/run.py
 
 # Regenerate the README's settings table from the tap itself.
 readme-settings: install

@@ -111,8 +111,16 @@ def main() -> None:
     print(f"{kind} sync of a {contacts}-contact GHL sandbox into DuckDB via Meltano ...")
     # The sandbox grants this app a higher limit than GHL's default 100 per 10 s (GHL sets
     # limits per app), so the demo takes seconds; the tap still paces by the headers.
-    options = ["--contacts", contacts, "--burst", str(DEMO_BURST), "--mutate"]
-    with sandbox_process(DEMO / "sandbox", DEMO / "credentials.json", *options) as credentials:
+    options = [
+        "--contacts",
+        contacts,
+        "--burst",
+        str(DEMO_BURST),
+        "--mutate",
+        "--state-dir",
+        str(DEMO / "sandbox"),
+    ]
+    with sandbox_process(DEMO / "credentials.json", *options) as credentials:
         import requests  # noqa: PLC0415  (only needed while the sandbox runs)
 
         started = run_pipeline(paths, credentials, max_requests_per_interval=str(DEMO_BURST))

@@ -102,22 +102,11 @@ def run_pipeline(paths: PipelinePaths, credentials: dict[str, Any], **tap_settin
 
 
 @contextlib.contextmanager
-def sandbox_process(
-    state_dir: Path,
-    credentials_file: Path,
-    *options: str,
-) -> Iterator[dict[str, Any]]:
-    """Run ``ghl-sandbox`` in the background; yield the credentials it writes."""
+def sandbox_process(credentials_file: Path, *options: str) -> Iterator[dict[str, Any]]:
+    """Run ``ghl-sandbox`` (with ``options``) in the background; yield the credentials it writes."""
     credentials_file.unlink(missing_ok=True)
     process = subprocess.Popen(  # noqa: S603
-        [
-            str(BIN / "ghl-sandbox"),
-            "--state-dir",
-            str(state_dir),
-            "--credentials-file",
-            str(credentials_file),
-            *options,
-        ],
+        [str(BIN / "ghl-sandbox"), "--credentials-file", str(credentials_file), *options],
         stderr=subprocess.PIPE,
         text=True,
     )

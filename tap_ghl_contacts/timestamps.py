@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 UTC = dt.UTC
+UTC_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
-# Epoch values at or above this are milliseconds (1e11 s is the year 5138).
-_EPOCH_MS_THRESHOLD = 100_000_000_000
 _EPOCH_DIGITS = re.compile(r"-?\d+(\.\d+)?")
 
 
@@ -58,10 +57,10 @@ def normalize_timestamp(value: Any, naive_tz: dt.tzinfo = UTC) -> str | None:  #
     return None if parsed is None else format_timestamp(parsed)
 
 
-def _from_epoch(number: float) -> dt.datetime:
-    seconds = number / 1000 if abs(number) >= _EPOCH_MS_THRESHOLD else number
+def _from_epoch(milliseconds: float) -> dt.datetime:
+    """GHL's epoch numbers are milliseconds (a birth date in 1969 is a small negative)."""
     try:
-        return dt.datetime.fromtimestamp(seconds, tz=UTC)
+        return UTC_EPOCH + dt.timedelta(milliseconds=milliseconds)
     except (OverflowError, OSError) as exc:
         msg = "epoch value out of range"
         raise ValueError(msg) from exc

@@ -89,7 +89,7 @@ def run_sync_catching(
         except Exception as exc:  # noqa: BLE001  (handed to the test to inspect)
             failure = exc
     buffer.flush()
-    raw = buffer.buffer.getvalue().decode()  # type: ignore[attr-defined]
+    raw = buffer.buffer.getvalue().decode()
     messages = [json.loads(line) for line in raw.splitlines() if line.strip()]
     return SyncOutput(messages), failure
 

@@ -1,0 +1,1 @@
+"""Benchmarks of tap-ghl-contacts against the sandbox."""
