@@ -162,6 +162,18 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "notes_scope",
+        th.StringType,
+        default="changed_contacts",
+        allowed_values=["changed_contacts", "all_contacts"],
+        title="Whose notes each run reads",
+        description=(
+            "changed_contacts: notes of the contacts the run emits (new or changed since the "
+            "last run; misses a note added to a contact whose dateUpdated did not move). "
+            "all_contacts: notes of every contact on every run (one request per contact)."
+        ),
+    ),
+    th.Property(
         "appointments_horizon_days",
         th.IntegerType,
         default=365,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib.resources
 from collections import deque
-from functools import cached_property
+from functools import cached_property, partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -219,12 +219,13 @@ class ContactChildStream(GHLStream):
 
     @override
     def validate_response(self, response: requests.Response) -> None:
-        if response.status_code == HTTPStatus.NOT_FOUND and self._is_api_not_found(response):
+        if response.status_code == HTTPStatus.NOT_FOUND and self.is_api_not_found(response):
             return  # the contact was deleted after the search returned it
         super().validate_response(response)
 
     @staticmethod
-    def _is_api_not_found(response: requests.Response) -> bool:
+    def is_api_not_found(response: requests.Response) -> bool:
+        """A JSON 404 is GHL saying the contact is gone (an HTML one would be a wrong URL)."""
         return response.headers.get("Content-Type", "").startswith("application/json")
 
     @override
@@ -329,6 +330,70 @@ class NotesStream(ContactChildStream):
     name = "notes"
     path = "/contacts/{contactId}/notes"
     records_key = "notes"
+
+
+class ContactIdsStream(ContactsStream):
+    """Every contact of the location, unfiltered; read by AllContactsNotesStream, not emitted."""
+
+    name = "contact_ids"
+
+    @override
+    def search_floor(self, context: Context | None) -> dt.datetime | None:
+        return None
+
+
+class AllContactsNotesStream(GHLStream):
+    """Notes of every contact on every run (``notes_scope: all_contacts``).
+
+    GHL has no location-wide notes endpoint and a new note may not change its contact's
+    dateUpdated, so this is the mode that misses nothing, at one request per contact.
+    """
+
+    name = "notes"
+    path = "/contacts/{contactId}/notes"
+    records_key = "notes"
+    primary_keys: ClassVar[tuple[str, ...]] = ("id",)
+    schema = StreamSchema(SCHEMAS)
+
+    @override
+    def get_new_paginator(self) -> None:
+        return None
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        if response.status_code == HTTPStatus.NOT_FOUND and ContactChildStream.is_api_not_found(response):
+            return
+        super().validate_response(response)
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        return [] if response.status_code == HTTPStatus.NOT_FOUND else super().parse_response(response)
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        prefetcher = self.ghl_tap.prefetcher
+        ahead: deque[str] = deque()
+        try:
+            for contact in ContactIdsStream(self._tap).request_records(None):
+                contact_id = contact["id"]
+                prefetcher.submit((self.name, contact_id), partial(self._fetch, contact_id))
+                ahead.append(contact_id)
+                if len(ahead) > LOOKAHEAD_PER_WORKER * prefetcher.workers:
+                    yield from self._take(prefetcher, ahead.popleft())
+            while ahead:
+                yield from self._take(prefetcher, ahead.popleft())
+        except BaseException:
+            prefetcher.cancel_all()
+            raise
+
+    def _fetch(self, contact_id: str) -> list[dict[str, Any]]:
+        return list(self.request_records({"contactId": contact_id}))
+
+    def _take(self, prefetcher: ChildPrefetcher, contact_id: str) -> list[dict[str, Any]]:
+        rows = prefetcher.take((self.name, contact_id)) or []
+        for row in rows:
+            row["contactId"] = contact_id
+        return rows
 
 
 class AppointmentsStream(ContactChildStream):

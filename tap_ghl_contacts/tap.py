@@ -29,6 +29,7 @@ from tap_ghl_contacts.messages import GHLMessageWriter
 from tap_ghl_contacts.pacing import PacedAdapter, RequestPacer
 from tap_ghl_contacts.prefetch import ChildPrefetcher
 from tap_ghl_contacts.streams import (
+    AllContactsNotesStream,
     AppointmentsStream,
     CalendarAppointmentsStream,
     ContactsStream,
@@ -76,7 +77,8 @@ class TapGHLContacts(Tap):
             if self.config.get("appointments_source") == "per_contact"
             else CalendarAppointmentsStream
         )
-        return [ContactsStream(self), tasks(self), NotesStream(self), appointments(self)]
+        notes = AllContactsNotesStream if self.config.get("notes_scope") == "all_contacts" else NotesStream
+        return [ContactsStream(self), tasks(self), notes(self), appointments(self)]
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

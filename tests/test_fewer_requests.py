@@ -141,3 +141,23 @@ def test_both_appointment_sources_agree(mock_sandbox: Callable[[SandboxAPI], str
     assert sorted(r["id"] for r in by_calendar.records("tasks")) == sorted(
         r["id"] for r in per_contact.records("tasks")
     )
+
+
+def test_notes_of_all_contacts_mode_reads_every_contact_every_run(
+    mock_sandbox: Callable[[SandboxAPI], str],
+) -> None:
+    sandbox = sandbox_with(60)
+    config = pit_config(
+        sandbox, mock_sandbox(sandbox), page_size=25, lookback_seconds=0, notes_scope="all_contacts"
+    )
+    first = run_sync(config)
+    assert sorted(r["id"] for r in first.records("notes")) == sandbox.account.truth()["notes"]
+    # A note added without touching its contact: only all_contacts mode sees it.
+    sandbox.account.notes["c000007"].append(
+        {"id": "n-quiet", "body": "added quietly", "contactId": "c000007"}
+    )
+    second = run_sync(config, state=first.final_state)
+    assert "n-quiet" in {r["id"] for r in second.records("notes")}
+    assert [r["id"] for r in second.records("contacts")] == ["c000059"]  # contacts stay incremental
+    changed_only = run_sync({**config, "notes_scope": "changed_contacts"}, state=first.final_state)
+    assert "n-quiet" not in {r["id"] for r in changed_only.records("notes")}  # what that mode misses
