@@ -42,6 +42,10 @@ CALENDARS_API_VERSION = "2021-04-15"
 # Contact ids per tasks search request, and tasks per page of its answer.
 TASK_SEARCH_BATCH = 100
 TASK_SEARCH_PAGE = 100
+# Calendar scan: aim for at most this many events per answer.
+EVENTS_PER_REQUEST = 2000
+FIRST_SCAN_WINDOW = dt.timedelta(days=30)
+MIN_WINDOW = dt.timedelta(hours=1)
 # Contacts read ahead of the writer, per pool worker, so the pool never idles.
 LOOKAHEAD_PER_WORKER = 4
 
@@ -454,29 +458,50 @@ class CalendarAppointmentsStream(GHLStream):
             "endTime": str(window["endTime"]),
         }
 
-    def windows(self, now: dt.datetime) -> list[tuple[int, int]]:
-        """Start-time windows (epoch ms, inclusive) this run scans."""
+    def scan_range(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime, bool]:
+        """Start-time range this run scans, and whether it is the first (full) scan."""
         horizon = now + dt.timedelta(days=int(self.config.get("appointments_horizon_days", 365)))
         if self.stream_state.get("replication_key_value"):
             begin = now - dt.timedelta(days=int(self.config.get("appointments_resync_days", 30)))
-        elif self.config.get("start_date"):
-            begin = _aware(self.config["start_date"])
-        else:
-            begin = now - dt.timedelta(days=5 * 365)
-        step = dt.timedelta(days=int(self.config.get("appointments_window_days", 400)))
-        spans = []
-        while begin < horizon:
-            end = min(begin + step, horizon)
-            spans.append((_epoch_ms(begin), _epoch_ms(end) - 1))
-            begin = end
-        return spans
+            return begin, horizon, False
+        if self.config.get("start_date"):
+            return _aware(self.config["start_date"]), horizon, True
+        return now - dt.timedelta(days=5 * 365), horizon, True
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         calendars = [c["id"] for c in CalendarsStream(self._tap).request_records(None) if c.get("id")]
-        spans = self.windows(dt.datetime.now(dt.UTC))
+        begin, horizon, first = self.scan_range(dt.datetime.now(dt.UTC))
+        widest = dt.timedelta(days=int(self.config.get("appointments_window_days", 400)))
         for calendar_id in calendars:
-            for start, end in spans:
-                yield from super().get_records(
-                    {"calendarId": calendar_id, "startTime": start, "endTime": end}
-                )
+            yield from self._scan(calendar_id, begin, horizon, widest, first_scan=first)
+
+    def _scan(
+        self,
+        calendar_id: str,
+        begin: dt.datetime,
+        horizon: dt.datetime,
+        widest: dt.timedelta,
+        *,
+        first_scan: bool,
+    ) -> Iterable[dict[str, Any]]:
+        """Walk the range in windows sized so that no answer holds too many events.
+
+        The endpoint does not page, so one busy window would hold a whole calendar in
+        memory: windows shrink after a crowded answer and grow (up to ``widest``) after
+        a sparse one. A first scan starts narrow; re-reads start at ``widest``.
+        """
+        step = min(widest, FIRST_SCAN_WINDOW) if first_scan else widest
+        start = begin
+        while start < horizon:
+            end = min(start + step, horizon)
+            count = 0
+            window = {"calendarId": calendar_id, "startTime": _epoch_ms(start), "endTime": _epoch_ms(end) - 1}
+            for row in super().get_records(window):
+                count += 1
+                yield row
+            if count > EVENTS_PER_REQUEST:
+                step = max(MIN_WINDOW, step * EVENTS_PER_REQUEST / count)
+            elif count < EVENTS_PER_REQUEST // 4:
+                step = min(widest, step * 2)
+            start = end

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tap_ghl_contacts.errors import APIResponseError
+from tap_ghl_contacts.sandbox.account import epoch_ms
+from tap_ghl_contacts.streams import EVENTS_PER_REQUEST
 from tests.helpers import pit_config, run_sync
 from tests.sandboxes import sandbox_with
 
@@ -161,3 +163,31 @@ def test_notes_of_all_contacts_mode_reads_every_contact_every_run(
     assert [r["id"] for r in second.records("contacts")] == ["c000059"]  # contacts stay incremental
     changed_only = run_sync({**config, "notes_scope": "changed_contacts"}, state=first.final_state)
     assert "n-quiet" not in {r["id"] for r in changed_only.records("notes")}  # what that mode misses
+
+
+def test_the_calendar_scan_narrows_its_windows_where_appointments_are_dense(
+    mock_sandbox: Callable[[SandboxAPI], str],
+) -> None:
+    sandbox = sandbox_with(2)
+    busy = [
+        {
+            "id": f"a-busy-{n}",
+            "calendarId": "cal1",
+            "title": "Busy day",
+            "startTime": f"2024-06-{1 + n % 28:02d} {n % 24:02d}:00:00",
+            "endTime": f"2024-06-{1 + n % 28:02d} {n % 24:02d}:30:00",
+            "contactId": "c000000",
+            "dateUpdated": "2024-05-01T00:00:00Z",
+        }
+        for n in range(5000)
+    ]
+    sandbox.account.appointments["c000000"].extend(busy)
+    out = run_sync(pit_config(sandbox, mock_sandbox(sandbox), start_date="2024-01-01T00:00:00Z"))
+    assert sorted(r["id"] for r in out.records("appointments")) == sandbox.account.truth()["appointments"]
+    starts = [epoch_ms(a["startTime"]) for rows in sandbox.account.appointments.values() for a in rows]
+    per_answer = [
+        sum(int(r["query"]["startTime"][0]) <= t <= int(r["query"]["endTime"][0]) for t in starts)
+        for r in sandbox.api_calls("/calendars/events")
+    ]
+    assert max(per_answer) > EVENTS_PER_REQUEST  # the first window met the busy month whole
+    assert sum(n > EVENTS_PER_REQUEST for n in per_answer) == 1  # then windows narrowed
