@@ -43,7 +43,7 @@ CALENDARS_API_VERSION = "2021-04-15"
 TASK_SEARCH_BATCH = 100
 TASK_SEARCH_PAGE = 100
 # Calendar scan: aim for at most this many events per answer.
-EVENTS_PER_REQUEST = 2000
+EVENTS_PER_REQUEST = 1000
 FIRST_SCAN_WINDOW = dt.timedelta(days=30)
 MIN_WINDOW = dt.timedelta(hours=1)
 # Contacts read ahead of the writer, per pool worker, so the pool never idles.
