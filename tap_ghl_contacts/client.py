@@ -88,6 +88,9 @@ class GHLStream(RESTStream[Any]):
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
     #: Key of the record list in the response body.
     records_key: ClassVar[str]
+    #: A contact can be deleted between the search and this request: a JSON 404 then
+    #: means "no records" (an HTML 404 would still be an error: a wrong URL).
+    contact_may_vanish: ClassVar[bool] = False
 
     @property
     def ghl_tap(self) -> TapGHLContacts:
@@ -124,6 +127,8 @@ class GHLStream(RESTStream[Any]):
     @override
     def validate_response(self, response: requests.Response) -> None:
         status = response.status_code
+        if status == HTTPStatus.NOT_FOUND and self._contact_vanished(response):
+            return
         if status == HTTPStatus.UNAUTHORIZED:
             raise AuthError(self._unauthorized_message(response))
         if status == HTTPStatus.FORBIDDEN:
@@ -189,8 +194,18 @@ class GHLStream(RESTStream[Any]):
 
     # Records
 
+    def _contact_vanished(self, response: requests.Response) -> bool:
+        return self.contact_may_vanish and response.headers.get("Content-Type", "").startswith(
+            "application/json"
+        )
+
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        if response.status_code == HTTPStatus.NOT_FOUND:
+            self.logger.warning(
+                "Stream '%s': contact gone before it was read (%s).", self.name, error_words(response)
+            )
+            return
         body = response_body(response)
         records = body.get(self.records_key) if isinstance(body, dict) else None
         if not isinstance(records, list):

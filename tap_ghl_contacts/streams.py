@@ -6,14 +6,13 @@ import datetime as dt
 import importlib.resources
 from collections import deque
 from functools import cached_property, partial
-from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from singer_sdk import SchemaDirectory, StreamSchema
 from typing_extensions import override
 
-from tap_ghl_contacts.client import GHLStream, error_words
+from tap_ghl_contacts.client import GHLStream
 from tap_ghl_contacts.errors import APIResponseError
 from tap_ghl_contacts.pagination import SearchAfterPaginator, SkipPaginator
 from tap_ghl_contacts.timestamps import format_timestamp
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
     from collections.abc import Hashable, Iterable
     from importlib.resources.abc import Traversable
 
-    import requests
     from singer_sdk.helpers.types import Context
     from singer_sdk.pagination import BaseAPIPaginator
 
@@ -189,6 +187,8 @@ class ContactsStream(GHLStream):
 class ContactChildStream(GHLStream):
     """A list endpoint under one contact; GHL does not page these."""
 
+    contact_may_vanish = True
+
     parent_stream_type = ContactsStream
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
     # One state entry per stream, not one per contact.
@@ -220,29 +220,6 @@ class ContactChildStream(GHLStream):
             self.flush_prefetch(prefetcher)
         fetched = prefetcher.take(key)
         return super().get_records(context) if fetched is None else fetched
-
-    @override
-    def validate_response(self, response: requests.Response) -> None:
-        if response.status_code == HTTPStatus.NOT_FOUND and self.is_api_not_found(response):
-            return  # the contact was deleted after the search returned it
-        super().validate_response(response)
-
-    @staticmethod
-    def is_api_not_found(response: requests.Response) -> bool:
-        """A JSON 404 is GHL saying the contact is gone (an HTML one would be a wrong URL)."""
-        return response.headers.get("Content-Type", "").startswith("application/json")
-
-    @override
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        if response.status_code == HTTPStatus.NOT_FOUND:
-            self.logger.warning(
-                "Stream '%s': contact gone before its %s were read (%s).",
-                self.name,
-                self.name,
-                error_words(response),
-            )
-            return []
-        return super().parse_response(response)
 
     @override
     def post_process(
@@ -358,20 +335,11 @@ class AllContactsNotesStream(GHLStream):
     records_key = "notes"
     primary_keys: ClassVar[tuple[str, ...]] = ("id",)
     schema = StreamSchema(SCHEMAS)
+    contact_may_vanish = True
 
     @override
     def get_new_paginator(self) -> None:
         return None
-
-    @override
-    def validate_response(self, response: requests.Response) -> None:
-        if response.status_code == HTTPStatus.NOT_FOUND and ContactChildStream.is_api_not_found(response):
-            return
-        super().validate_response(response)
-
-    @override
-    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
-        return [] if response.status_code == HTTPStatus.NOT_FOUND else super().parse_response(response)
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
