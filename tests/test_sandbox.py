@@ -378,3 +378,23 @@ def test_cli_serves_until_terminated(tmp_path: Path) -> None:
 def test_the_sandbox_refuses_non_loopback_addresses() -> None:
     with pytest.raises(ValueError, match="loopback"):
         SandboxServer(SandboxAPI(Account()), host="0.0.0.0")  # noqa: S104
+
+
+def test_a_slow_fault_only_delays_and_keeps_tokens_valid() -> None:
+    sandbox = SandboxAPI(Account.seeded(3), rate_limits=RateLimits(enabled=False))
+    grant = sandbox.handle(
+        "POST",
+        "/oauth/token",
+        {},
+        {},
+        (
+            f"client_id={sandbox.credentials.client_id}&client_secret={sandbox.credentials.client_secret}"
+            f"&grant_type=refresh_token&refresh_token={sandbox.issue_refresh_token()}"
+        ).encode(),
+    ).body
+    headers = {"Authorization": f"Bearer {grant['access_token']}", **CONTACTS_VERSION}
+    body = json.dumps({"locationId": sandbox.location_id, "pageLimit": 1}).encode()
+    sandbox.inject("slow", seconds=0.2)
+    slow = sandbox.handle("POST", "/contacts/search", headers, {}, body)
+    assert (slow.status, slow.delay) == (200, 0.2)
+    assert sandbox.handle("POST", "/contacts/search", headers, {}, body).status == 200

@@ -293,12 +293,11 @@ class SandboxAPI:
         if path == "/oauth/token" and method == "POST":
             return self._token(parse_qs(body.decode(errors="replace")))
         fault = next((f for f in self.faults if f.fires(path, self._rng)), None)
-        if fault is not None and fault.kind != "revoke":
-            injected = self._fault_reply(fault)
-            if injected is not None:
-                return injected
         if fault is not None:
-            self.revoke_access_tokens()
+            if fault.kind == "revoke":
+                self.revoke_access_tokens()
+            elif (injected := self._fault_reply(fault)) is not None:
+                return injected
         caller = self._caller(headers)
         if caller is None:
             return error(401, "Invalid JWT")
