@@ -19,19 +19,15 @@ from typing_extensions import override
 
 def main() -> None:
     """Run the sync the arguments describe."""
-    from tap_ghl_contacts.tap import TapGHLContacts  # noqa: PLC0415  (imports are not timed... nor counted twice)
+    # Imported here, before the clock starts: start-up is not what is measured.
+    from tap_ghl_contacts.tap import TapGHLContacts  # noqa: PLC0415
+    from tests.helpers import selecting  # noqa: PLC0415
 
     arguments = [*sys.argv[1:], "", ""]
     config = json.loads(Path(arguments[0]).read_text(encoding="utf-8"))
     state = json.loads(Path(arguments[1]).read_text(encoding="utf-8")) if arguments[1] else None
     wanted = arguments[2].split(",") if arguments[2] else None
-    catalog = None
-    if wanted:
-        catalog = TapGHLContacts(config={}, validate_config=False).catalog_dict
-        for entry in catalog["streams"]:
-            for meta in entry["metadata"]:
-                if meta["breadcrumb"] == []:
-                    meta["metadata"]["selected"] = entry["tap_stream_id"] in wanted
+    catalog = selecting(*wanted) if wanted else None
     sink = open(os.devnull, "wb")  # noqa: SIM115, PTH123  (lives as long as the process)
     counting = _Counting(sink)
     sys.stdout = io.TextIOWrapper(counting, encoding="utf-8")

@@ -30,7 +30,7 @@ import requests
 from requests.auth import AuthBase
 from typing_extensions import override
 
-from tap_ghl_contacts.errors import AuthError, DeadGrantError, TokenStoreError
+from tap_ghl_contacts.errors import AuthError, DeadGrantError, TokenStoreError, error_words
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -468,19 +468,6 @@ def post_token_request(
         raise AuthError(msg) from None
 
 
-def _error_text(response: requests.Response) -> str:
-    """GHL's own error words, short, without echoing anything else of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(body, dict):
-        return ""
-    parts = [body.get(k) for k in ("error", "error_description", "message")]
-    words = " ".join(str(p) for p in parts if isinstance(p, (str, list)) and p)
-    return words[:200]
-
-
 def parse_token_response(
     response: requests.Response,
     *,
@@ -497,7 +484,7 @@ def parse_token_response(
             msg = "GHL's token endpoint answered 200 without a JSON object."
             raise AuthError(msg)
         return payload
-    words = _error_text(response)
+    words = error_words(response)
     lowered = words.lower()
     if "invalid_client" in lowered:
         msg = (

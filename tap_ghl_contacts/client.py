@@ -16,7 +16,7 @@ from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
 from tap_ghl_contacts.auth import StaticTokenAuth
-from tap_ghl_contacts.errors import APIResponseError, AuthError
+from tap_ghl_contacts.errors import APIResponseError, AuthError, error_words
 from tap_ghl_contacts.settings import DEFAULT_API_URL
 from tap_ghl_contacts.timestamps import UTC, TimestampField, normalize_record, timestamp_fields
 
@@ -60,22 +60,6 @@ def response_body(response: requests.Response) -> Any:  # noqa: ANN401
 
 def _path_of(response: requests.Response) -> str:
     return urlsplit(response.url).path or "?"
-
-
-def error_words(response: requests.Response) -> str:
-    """GHL's own error message and trace id, short; never the rest of the body."""
-    try:
-        body = response.json()
-    except ValueError:
-        return "non-JSON body"
-    if not isinstance(body, dict):
-        return "unexpected body"
-    message = body.get("message") or body.get("error") or ""
-    if isinstance(message, list):
-        message = "; ".join(str(m) for m in message)
-    words = str(message)[:200]
-    trace = body.get("traceId")
-    return f"{words} (traceId {trace})" if trace else words
 
 
 class GHLStream(RESTStream[Any]):

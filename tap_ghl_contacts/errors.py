@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import requests
+
 
 class TapGHLError(Exception):
     """A problem the user can act on; the CLI prints the message and exits non-zero."""
@@ -23,3 +28,27 @@ class TokenStoreError(TapGHLError):
 
 class APIResponseError(TapGHLError):
     """GHL answered with an error or a body we cannot use."""
+
+
+def error_words(response: requests.Response) -> str:
+    """GHL's own words on an error and its trace id, short; never the rest of the body.
+
+    API errors say ``message`` (a list on 422), the token endpoint says ``error`` and
+    ``error_description``; other keys can hold contact data and are not echoed.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        return "no JSON error body"
+    if not isinstance(body, dict):
+        return "unexpected error body"
+    parts = []
+    for key in ("error", "error_description", "message"):
+        value = body.get(key)
+        if isinstance(value, list):
+            value = "; ".join(str(item) for item in value)
+        if value:
+            parts.append(str(value))
+    words = " ".join(parts)[:200]
+    trace = body.get("traceId")
+    return f"{words} (traceId {trace})" if trace else words

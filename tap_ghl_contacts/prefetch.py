@@ -31,7 +31,7 @@ class ChildPrefetcher:
     def __init__(self, workers: int) -> None:
         """Run up to ``workers`` fetches at once."""
         self.workers = workers
-        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()  # None: stop
+        self._queue: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._pending: dict[Hashable, Future[Records]] = {}
         self._lock = threading.Lock()
         self._threads = [
@@ -41,8 +41,8 @@ class ChildPrefetcher:
             thread.start()
 
     def _work(self) -> None:
-        while (job := self._queue.get()) is not None:
-            job()
+        while True:  # daemon threads: they end with the process
+            self._queue.get()()
 
     def _futures(self, keys: list[Hashable]) -> list[Future[Records]]:
         with self._lock:
@@ -98,9 +98,3 @@ class ChildPrefetcher:
             pending, self._pending = self._pending, {}
         for future in pending.values():
             future.cancel()
-
-    def shutdown(self) -> None:
-        """Cancel what is queued and let the workers end."""
-        self.cancel_all()
-        for _ in self._threads:
-            self._queue.put(None)

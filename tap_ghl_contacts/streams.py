@@ -15,7 +15,7 @@ from typing_extensions import override
 from tap_ghl_contacts.client import GHLStream
 from tap_ghl_contacts.errors import APIResponseError
 from tap_ghl_contacts.pagination import SearchAfterPaginator, SkipPaginator
-from tap_ghl_contacts.timestamps import format_timestamp
+from tap_ghl_contacts.timestamps import format_timestamp, parse_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Iterable
@@ -50,11 +50,6 @@ LOOKAHEAD_PER_WORKER = 4
 
 def _epoch_ms(moment: dt.datetime) -> int:
     return int(moment.timestamp() * 1000)
-
-
-def _aware(value: str) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(value)
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 class ContactsStream(GHLStream):
@@ -123,8 +118,8 @@ class ContactsStream(GHLStream):
         if start is None:
             return None
         floor = start - dt.timedelta(seconds=int(self.config.get("lookback_seconds", 300)))
-        start_date = self.config.get("start_date")
-        return max(floor, _aware(start_date)) if start_date else floor
+        start_date = parse_timestamp(self.config.get("start_date"))
+        return max(floor, start_date) if start_date else floor
 
     @override
     def prepare_request_payload(
@@ -432,8 +427,8 @@ class CalendarAppointmentsStream(GHLStream):
         if self.stream_state.get("replication_key_value"):
             begin = now - dt.timedelta(days=int(self.config.get("appointments_resync_days", 30)))
             return begin, horizon, False
-        if self.config.get("start_date"):
-            return _aware(self.config["start_date"]), horizon, True
+        if start_date := parse_timestamp(self.config.get("start_date")):
+            return start_date, horizon, True
         return now - dt.timedelta(days=5 * 365), horizon, True
 
     @override
