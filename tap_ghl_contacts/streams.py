@@ -14,6 +14,7 @@ from typing_extensions import override
 
 from tap_ghl_contacts.client import GHLStream
 from tap_ghl_contacts.errors import APIResponseError
+from tap_ghl_contacts.lookback import LookbackMemory
 from tap_ghl_contacts.pagination import SearchAfterPaginator, SkipPaginator
 from tap_ghl_contacts.timestamps import format_timestamp, parse_timestamp
 
@@ -147,17 +148,30 @@ class ContactsStream(GHLStream):
 
     @override
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        memory = LookbackMemory(
+            self.stream_state,
+            dt.timedelta(seconds=int(self.config.get("lookback_seconds", 300))),
+            self._naive_tz,
+        )
+        fresh = (row for row in super().get_records(context) if not memory.already_synced(row))
+        for record in self._children_prefetched(fresh):
+            yield record
+            # Resumed only once the SDK has written the record and its children.
+            memory.remember(record)
+
+    def _children_prefetched(self, records: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
+        """Pass records through while their children are fetched ahead in the pool."""
         prefetcher = self.ghl_tap.prefetcher
         children = [c for c in self.child_streams if isinstance(c, ContactChildStream) and c.selected]
         if not children:
-            yield from super().get_records(context)
+            yield from records
             return
         # Keep contacts ahead of the writer so the pool always has work; batched children
         # (tasks search) need a full batch of ids ahead.
         ahead = max(LOOKAHEAD_PER_WORKER * prefetcher.workers, *(c.prefetch_batch for c in children))
         lookahead: deque[dict[str, Any]] = deque()
         try:
-            for record in super().get_records(context):
+            for record in records:
                 for child in children:
                     child.prefetch(prefetcher, record["id"])
                 lookahead.append(record)

@@ -13,7 +13,7 @@ from tap_ghl_contacts.errors import APIResponseError
 from tap_ghl_contacts.sandbox.account import epoch_ms
 from tap_ghl_contacts.streams import EVENTS_PER_REQUEST
 from tests.helpers import pit_config, run_sync
-from tests.sandboxes import sandbox_with
+from tests.sandboxes import BASE_TIME, sandbox_with
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,13 +59,34 @@ def test_a_full_sync_uses_bulk_endpoints_and_misses_nothing(
 def test_a_no_change_incremental_run_costs_a_handful_of_requests(
     mock_sandbox: Callable[[SandboxAPI], str],
 ) -> None:
-    sandbox = sandbox_with(200)
-    config = pit_config(sandbox, mock_sandbox(sandbox), page_size=100, lookback_seconds=0)
+    sandbox = sandbox_with(200)  # one contact a minute: the 300 s lookback covers six of them
+    config = pit_config(sandbox, mock_sandbox(sandbox), page_size=100)
     first = run_sync(config)
     sandbox.requests.clear()
     second = run_sync(config, state=first.final_state)
-    assert len(sandbox.api_calls()) <= 5, paths(sandbox)
-    assert [r["id"] for r in second.records("contacts")] == ["c000199"]  # the bookmark's own contact (>=)
+    # One search, the calendar list and one events window per calendar; the contacts
+    # re-read by the lookback were synced as they are, so neither they nor their
+    # tasks and notes are fetched or emitted again.
+    assert paths(sandbox) == {"/contacts/search": 1, "/calendars/": 1, "/calendars/events": 1}
+    assert [m for m in second.messages if m["type"] == "RECORD"] == []
+    assert second.final_state["bookmarks"]["contacts"] == first.final_state["bookmarks"]["contacts"]
+
+
+def test_a_contact_changed_inside_the_lookback_is_synced_again(
+    mock_sandbox: Callable[[SandboxAPI], str],
+) -> None:
+    sandbox = sandbox_with(30)
+    config = pit_config(sandbox, mock_sandbox(sandbox), page_size=100)
+    first = run_sync(config)
+    remembered = first.final_state["bookmarks"]["contacts"]["synced_in_lookback"]
+    assert list(remembered) == [f"c{i:06d}" for i in range(24, 30)]  # the newest one and 5 min before
+    # A late write GHL indexes after the bookmark moved on: inside the lookback, new dateUpdated.
+    sandbox.account.touch(["c000026"], BASE_TIME + dt.timedelta(minutes=28, seconds=30))
+    sandbox.requests.clear()
+    second = run_sync(config, state=first.final_state)
+    assert [r["id"] for r in second.records("contacts")] == ["c000026"]
+    assert {r["contactId"] for r in second.records("notes")} <= {"c000026"}
+    assert paths(sandbox)["/contacts/{id}/notes"] == 1
 
 
 def test_changed_contacts_get_their_tasks_and_notes_again(mock_sandbox: Callable[[SandboxAPI], str]) -> None:
@@ -82,8 +103,9 @@ def test_changed_contacts_get_their_tasks_and_notes_again(mock_sandbox: Callable
     assert {r["contactId"] for r in second.records("notes")} <= set(changed)
     assert "t-new" in {r["id"] for r in second.records("tasks")}
     searches = [json.loads(r["body"]) for r in sandbox.api_calls("/locations/loc-test-0001/tasks/search")]
-    # The changed contacts, and the one at the old bookmark (read again: >=), in one request.
-    assert [sorted(s["contactId"]) for s in searches] == [[*sorted(changed), "c000119"]]
+    # Only the changed contacts, in one request: the one at the old bookmark is read
+    # again (>=) but was synced as it is.
+    assert [sorted(s["contactId"]) for s in searches] == [sorted(changed)]
 
 
 def test_incremental_appointments_re_read_only_the_recent_window(
@@ -160,7 +182,7 @@ def test_notes_of_all_contacts_mode_reads_every_contact_every_run(
     )
     second = run_sync(config, state=first.final_state)
     assert "n-quiet" in {r["id"] for r in second.records("notes")}
-    assert [r["id"] for r in second.records("contacts")] == ["c000059"]  # contacts stay incremental
+    assert second.records("contacts") == []  # contacts stay incremental
     changed_only = run_sync({**config, "notes_scope": "changed_contacts"}, state=first.final_state)
     assert "n-quiet" not in {r["id"] for r in changed_only.records("notes")}  # what that mode misses
 
