@@ -112,6 +112,18 @@ def test_lookback_rereads_a_window_before_the_bookmark(mock_sandbox: Callable[[S
     assert search_bodies(sandbox)[0]["filters"][0]["value"] == {"gte": "2024-01-01T00:10:00.000000Z"}
 
 
+def test_a_bulk_import_beyond_the_lookback_memory_is_read_again_not_lost(
+    mock_sandbox: Callable[[SandboxAPI], str],
+) -> None:
+    sandbox = sandbox_with(1005, tie_every=2000, children=False)  # all share one dateUpdated
+    config = pit_config(sandbox, mock_sandbox(sandbox), page_size=500)
+    first = run_sync(config, catalog=CONTACTS_ONLY)
+    assert len(first.final_state["bookmarks"]["contacts"]["synced_in_lookback"]) == 1000
+    second = run_sync(config, state=first.final_state, catalog=CONTACTS_ONLY)
+    # The five the memory had no room for come again; the 1,000 it holds are skipped.
+    assert [r["id"] for r in second.records("contacts")] == [f"c{i:06d}" for i in range(5)]
+
+
 def test_start_date_is_the_floor_on_a_first_run(mock_sandbox: Callable[[SandboxAPI], str]) -> None:
     sandbox = sandbox_with(20, children=False)
     out = run_sync(
