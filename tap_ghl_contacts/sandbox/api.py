@@ -204,6 +204,7 @@ class SandboxAPI:
         self.access_tokens: dict[str, float] = {}
         self.refresh_tokens: set[str] = set()
         self.auth_codes: set[str] = set()
+        self._issued: set[str] = set()  # every token and code ever handed out, for leak checks
         self.faults: list[Fault] = []
         self.requests: list[JSON] = []
         self.token_grants = 0
@@ -230,6 +231,7 @@ class SandboxAPI:
         with self._lock:
             token = f"sandbox-refresh-{next(self._counter)}-{self._rng.getrandbits(64):016x}"
             self.refresh_tokens.add(token)
+            self._issued.add(token)
             self._tokens_changed()
             return token
 
@@ -238,7 +240,13 @@ class SandboxAPI:
         with self._lock:
             code = f"sandbox-code-{next(self._counter)}"
             self.auth_codes.add(code)
+            self._issued.add(code)
             return code
+
+    def secrets(self) -> set[str]:
+        """The PIT, the client secret and every token and code issued so far."""
+        with self._lock:
+            return {self.credentials.pit, self.credentials.client_secret, *self._issued}
 
     def revoke_access_tokens(self) -> None:
         """Invalidate every access token (a revoked or expired grant)."""
@@ -383,6 +391,7 @@ class SandboxAPI:
         refresh = f"sandbox-refresh-{serial}-{self._rng.getrandbits(64):016x}"
         self.access_tokens[access] = time.time() + self.access_token_ttl
         self.refresh_tokens.add(refresh)
+        self._issued.update((access, refresh))
         self._tokens_changed()
         return Reply(
             200,
