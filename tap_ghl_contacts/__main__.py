@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tap_ghl_contacts.tap import TapGHLContacts
+from tap_ghl_contacts.cli import main
 
-TapGHLContacts.cli()
+main()

@@ -7,7 +7,7 @@ import weakref
 import zoneinfo
 from functools import cached_property
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
 from urllib.parse import urlsplit
 
 from singer_sdk.exceptions import RetriableAPIError
@@ -16,6 +16,7 @@ from singer_sdk.streams import RESTStream
 from typing_extensions import override
 
 from tap_ghl_contacts.auth import StaticTokenAuth
+from tap_ghl_contacts.conform import FieldTypes
 from tap_ghl_contacts.errors import APIResponseError, AuthError, error_words
 from tap_ghl_contacts.settings import DEFAULT_API_URL
 from tap_ghl_contacts.timestamps import UTC, TimestampField, normalize_record, timestamp_fields
@@ -104,7 +105,7 @@ class GHLStream(RESTStream[Any]):
     @override
     @property
     def timeout(self) -> int:
-        return REQUEST_TIMEOUT_SECONDS
+        return int(self.config.get("request_timeout_seconds", REQUEST_TIMEOUT_SECONDS))
 
     # Errors
 
@@ -209,6 +210,11 @@ class GHLStream(RESTStream[Any]):
         return timestamp_fields(self.schema)
 
     @cached_property
+    def _field_types(self) -> FieldTypes:
+        timestamps = frozenset(field.name for field in self._timestamp_fields if field.is_timestamp)
+        return FieldTypes(self.schema, skip=timestamps | {EXTRA_FIELDS})
+
+    @cached_property
     def _declared_fields(self) -> frozenset[str]:
         return frozenset(self.schema.get("properties", {}))
 
@@ -224,26 +230,45 @@ class GHLStream(RESTStream[Any]):
         context: Context | None = None,
     ) -> dict[str, Any] | None:
         unknown = row.keys() - self._declared_fields
+        extra: dict[str, Any] = {}
         if unknown:
             # Keep fields the schema does not declare yet instead of letting them drop.
-            extra = {key: row.pop(key) for key in unknown}
-            row[EXTRA_FIELDS] = extra
+            extra.update((key, row.pop(key)) for key in unknown)
             self._note_unknown_fields(unknown)
+        for name in self._field_types.mismatches(row):
+            if name in self._field_types.required:
+                self._refuse(row, f"has a {name} of type {type(row[name]).__name__}")
+            extra[name] = row[name]
+            row[name] = None
+        missing = [key for key in self.primary_keys or () if row.get(key) is None]
+        if missing:
+            self._refuse(row, f"has no {', '.join(missing)}")
         bad = normalize_record(row, self._timestamp_fields, self._naive_tz)
-        if bad:
-            if self.replication_key in bad:
-                msg = (
-                    f"Record {row.get('id')!r} of stream '{self.name}' has a "
-                    f"{self.replication_key} that is not a timestamp; refusing to move the bookmark."
-                )
-                raise APIResponseError(msg)
+        if bad and self.replication_key in dict(bad):
+            self._refuse(
+                row, f"has a {self.replication_key} that is not a timestamp; the bookmark cannot move past it"
+            )
+        extra.update(bad)
+        if extra.keys() - unknown:
             self.logger.warning(
-                "Stream '%s' record %r: %s not a timestamp, emitted as null.",
+                "Stream '%s' record %r: %s did not match the declared type; emitted as null, "
+                "the original value kept in %s.",
                 self.name,
                 row.get("id"),
-                ", ".join(bad),
+                ", ".join(sorted(extra.keys() - unknown)),
+                EXTRA_FIELDS,
             )
+        if extra:
+            row[EXTRA_FIELDS] = extra
         return row
+
+    def _refuse(self, row: dict[str, Any], problem: str) -> NoReturn:
+        """Stop the run rather than emit a record a target cannot key or order."""
+        msg = (
+            f"GHL sent a '{self.name}' record (id {str(row.get('id'))[:40]!r}) that {problem}; "
+            "stopping before it is emitted. The last STATE is resumable."
+        )
+        raise APIResponseError(msg)
 
     @cached_property
     def _reported_unknown(self) -> set[str]:

@@ -139,6 +139,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Requests in flight at once (child lists are fetched ahead in a pool).",
     ),
     th.Property(
+        "request_timeout_seconds",
+        th.IntegerType,
+        default=60,
+        title="Request timeout (seconds)",
+        description=(
+            "A request with no answer for this long is abandoned and retried like a dropped connection."
+        ),
+    ),
+    th.Property(
         "tasks_source",
         th.StringType,
         default="location_search",
@@ -302,6 +311,7 @@ def problems(config: Mapping[str, Any]) -> list[str]:
             ("max_requests_per_interval", 1, 1_000_000),
             ("daily_quota_reserve", 0, 10_000_000),
             ("max_concurrency", 1, 64),
+            ("request_timeout_seconds", 1, 600),
             ("appointments_horizon_days", 0, 3650),
             ("appointments_resync_days", 0, 3650),
             ("appointments_window_days", 1, 3650),

@@ -24,6 +24,7 @@ from tap_ghl_contacts.auth import (
     TokenStore,
     default_token_store_path,
 )
+from tap_ghl_contacts.bookmarks import check_state
 from tap_ghl_contacts.errors import TapGHLError
 from tap_ghl_contacts.messages import GHLMessageWriter
 from tap_ghl_contacts.pacing import PacedAdapter, RequestPacer
@@ -79,6 +80,11 @@ class TapGHLContacts(Tap):
         )
         notes = AllContactsNotesStream if self.config.get("notes_scope") == "all_contacts" else NotesStream
         return [ContactsStream(self), tasks(self), notes(self), appointments(self)]
+
+    @override
+    def load_state(self, state: dict[str, Any]) -> None:
+        check_state(state)
+        super().load_state(state)
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

@@ -98,13 +98,13 @@ def normalize_record(
     record: dict[str, Any],
     fields: tuple[TimestampField, ...],
     naive_tz: dt.tzinfo = UTC,
-) -> list[str]:
+) -> list[tuple[str, Any]]:
     """Normalise the timestamps of one record in place.
 
-    Values that are not timestamps become ``None``; their dotted paths are returned so
-    the caller can report them (the values themselves may be personal data).
+    Values that are not timestamps become ``None``; each comes back with its path (such
+    as ``items[1].at``) so the caller can keep the original value elsewhere and report it.
     """
-    bad: list[str] = []
+    bad: list[tuple[str, Any]] = []
     for field in fields:
         if field.name not in record:
             continue
@@ -114,12 +114,14 @@ def normalize_record(
                 record[field.name] = normalize_timestamp(value, naive_tz)
             except ValueError:
                 record[field.name] = None
-                bad.append(field.name)
+                bad.append((field.name, value))
             continue
-        items = value if isinstance(value, list) else [value]
-        for item in items:
+        items = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for index, item in items:
             if isinstance(item, dict):
+                prefix = field.name if index is None else f"{field.name}[{index}]"
                 bad.extend(
-                    f"{field.name}.{path}" for path in normalize_record(item, field.children, naive_tz)
+                    (f"{prefix}.{path}", raw)
+                    for path, raw in normalize_record(item, field.children, naive_tz)
                 )
     return bad

@@ -68,4 +68,4 @@ def test_nested_fields_are_found_and_bad_values_reported_by_path() -> None:
         "name": "x",
         "items": [{"at": "2024-01-01T00:00:00.000000Z"}, {"at": None}],
     }
-    assert bad == ["items.at"]
+    assert bad == [("items[1].at", "garbage")]
