@@ -45,9 +45,10 @@ LOCK_TIMEOUT_SECONDS = 300
 TOKEN_REQUEST_TRIES = 3
 
 REAUTHORISE_HINT = (
-    "Re-authorise: run 'tap-ghl-contacts-auth url --config CONFIG' and open the printed "
-    "URL, then run 'tap-ghl-contacts-auth exchange --config CONFIG --code CODE' with the "
-    "code GHL appends to your redirect URI. The tap then reads the new tokens from the "
+    "Re-authorise: run 'tap-ghl-contacts-auth url --config CONFIG --redirect-uri URI' "
+    "(URI: a redirect URI registered on your app) and open the printed URL, then run "
+    "'tap-ghl-contacts-auth exchange --config CONFIG --redirect-uri URI --code CODE' with "
+    "the code GHL appends to that redirect URI. The tap then reads the new tokens from the "
     "token store."
 )
 
@@ -296,6 +297,9 @@ class RotatingOAuth(AuthBase):
         self._mutex = threading.RLock()
         self._session = requests.Session()
         self.refresh_count = 0
+        # Refresh tokens GHL refused in this process (by digest): never sent again, so a
+        # grant that dies mid-run is reported once, not re-tried by every 401 on every thread.
+        self._refused: dict[str, DeadGrantError] = {}
 
     @override
     def __repr__(self) -> str:
@@ -369,8 +373,23 @@ class RotatingOAuth(AuthBase):
         superseding = [*stored.spent_refresh_tokens, fingerprint(stored.refresh_token)]
         return [(config_token, superseding), chain]
 
+    def _history(self, spent: list[str]) -> list[str]:
+        """The newest spent digests, always keeping the config's token, which every run checks.
+
+        Without the pin, the config token's digest falls out after SPENT_HISTORY refreshes
+        and every later run would send that dead token first.
+        """
+        config = self._config_refresh_token
+        pinned = fingerprint(config) if config else None
+        if pinned is None or pinned not in spent:
+            return spent[-SPENT_HISTORY:]
+        return [pinned, *[d for d in spent if d != pinned][-(SPENT_HISTORY - 1) :]]
+
     def _refresh_with_best_token(self, stored: TokenSet | None) -> TokenSet:
-        candidates = self._candidates(stored)
+        every = self._candidates(stored)
+        candidates = [(token, spent) for token, spent in every if fingerprint(token) not in self._refused]
+        if every and not candidates:  # the grant already died in this run: say so, don't ask again
+            raise DeadGrantError(str(self._refused[fingerprint(every[0][0])]))
         if not candidates:
             msg = (
                 f"No OAuth refresh token for client {self.client_id} and location "
@@ -378,16 +397,19 @@ class RotatingOAuth(AuthBase):
             )
             raise DeadGrantError(msg)
         dead: DeadGrantError | None = None
+        refused: list[str] = []
         for refresh_token, spent in candidates:
             try:
                 payload = self._request_refresh(refresh_token)
             except DeadGrantError as exc:
                 dead = exc
+                refused.append(fingerprint(refresh_token))
+                self._refused[refused[-1]] = exc
                 continue
             self._check_location(payload)
             tokens = TokenSet.from_token_response(
                 payload,
-                spent=[*spent, fingerprint(refresh_token)],
+                spent=self._history([*spent, *refused, fingerprint(refresh_token)]),
                 previous_refresh_token=refresh_token,
             )
             self.store.save(self.client_id, self.location_id, tokens)

@@ -7,9 +7,11 @@ import stat
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 
-from tap_ghl_contacts.auth import TokenStore, default_token_store_path
+from tap_ghl_contacts.auth import SPENT_HISTORY, RotatingOAuth, TokenStore, default_token_store_path
 from tap_ghl_contacts.errors import AuthError, DeadGrantError, TokenStoreError
+from tap_ghl_contacts.tap import TapGHLContacts
 from tests.helpers import (
     oauth_config,
     pit_config,
@@ -243,3 +245,22 @@ def test_an_unreadable_store_is_a_clear_error(tmp_path: Path) -> None:
     store.mkdir()  # unreadable as a file, even for root
     with pytest.raises(TokenStoreError, match="Cannot read the token store"):
         TokenStore(store).load("c", "l")
+
+
+def test_the_config_token_is_known_however_many_refreshes_follow(
+    mock_sandbox: Callable[[SandboxAPI], str], tmp_path: Path
+) -> None:
+    sandbox = sandbox_with(1)
+    store = tmp_path / "store.json"
+    config = oauth_config(sandbox, mock_sandbox(sandbox), store, refresh_token=sandbox.issue_refresh_token())
+    for _ in range(SPENT_HISTORY + 5):  # more refreshes than the store keeps digests of
+        TapGHLContacts(config=config).authenticator(requests.Request("GET", "https://x.test").prepare())
+        age_store(store)
+    statuses = [r["status"] for r in sandbox.requests if r["path"] == "/oauth/token"]
+    assert statuses == [200] * (SPENT_HISTORY + 5)  # the old config token is never sent again
+    sandbox.access_token_ttl = 3600
+    TapGHLContacts(config=config).authenticator(requests.Request("GET", "https://x.test").prepare())
+    fresh = TapGHLContacts(config=config).authenticator
+    fresh(requests.Request("GET", "https://x.test").prepare())
+    assert isinstance(fresh, RotatingOAuth)
+    assert fresh.refresh_count == 0  # a fresh stored token is shared, not refreshed again

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import stat
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from click.testing import CliRunner, Result
 
+from tap_ghl_contacts.auth import REAUTHORISE_HINT
 from tap_ghl_contacts.authorize import main
 from tests.helpers import oauth_config, run_sync, selecting, write_config
 from tests.sandboxes import sandbox_with
@@ -101,3 +103,18 @@ def test_exchange_needs_a_client_secret_from_config_or_env() -> None:
     )
     assert done.exit_code == 2
     assert "client_secret is needed" in done.output
+
+
+def test_the_reauthorise_hint_gives_commands_that_run(tmp_path: Path) -> None:
+    sandbox = sandbox_with(1)
+    config_file = write_config(
+        tmp_path, oauth_config(sandbox, "https://unused.ghl.test", tmp_path / "s.json")
+    )
+    commands = re.findall(r"'(tap-ghl-contacts-auth [^']+)'", REAUTHORISE_HINT)
+    assert [c.split()[1] for c in commands] == ["url", "exchange"]
+    words = commands[0].replace("CONFIG", str(config_file)).replace("URI", REDIRECT).split()[1:]
+    result = CliRunner().invoke(main, words)
+    assert result.exit_code == 0, result.output
+    assert "redirect_uri=" in result.output
+    exchange_words = commands[1].split()[1:]
+    assert {"--config", "--redirect-uri", "--code"} <= set(exchange_words)

@@ -211,6 +211,8 @@ class SandboxAPI:
         self.max_in_flight = 0  # most API requests in progress at once (set by the server)
         # Switches for failure tests.
         self.reject_all_tokens = False
+        # Token answers to lose after rotating: GHL spent the old refresh token, the tap never hears.
+        self.drop_token_answers = 0
         self.omit_search_after = False
         self.after_search: Callable[[], None] | None = None
         self.on_tokens_changed: Callable[[], None] | None = None
@@ -393,6 +395,9 @@ class SandboxAPI:
         self.refresh_tokens.add(refresh)
         self._issued.update((access, refresh))
         self._tokens_changed()
+        if self.drop_token_answers > 0:
+            self.drop_token_answers -= 1
+            return Reply(0, reset=True)  # rotated at GHL, connection dropped on the way back
         return Reply(
             200,
             {
