@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tests.scenarios import bad_input, faults, shapes
+from tests.scenarios import bad_input, faults, rotation, shapes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 EVERY_SCENARIO: list[Scenario] = [
     *faults.SCENARIOS,
+    *rotation.SCENARIOS,
     bad_input.bad_config_and_cli_input,
     shapes.odd_shapes_are_kept,
 ]
