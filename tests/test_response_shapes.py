@@ -74,3 +74,23 @@ def test_nulls_everywhere_are_emitted_as_nulls(mock_sandbox: Callable[[SandboxAP
     record = next(r for r in out.records("contacts") if r["id"] == "c000001")
     assert "_extra" not in record
     assert all(record[key] is None for key in contact if key not in {"id", "dateUpdated", "locationId"})
+
+
+@pytest.mark.parametrize("status", [400, 403, 422])
+def test_error_messages_carry_ghl_words_but_not_the_contact_data_in_the_body(
+    mock_sandbox: Callable[[SandboxAPI], str],
+    mocked_http: requests_mock.Mocker,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+) -> None:
+    sandbox = sandbox_with(3, children=False)
+    url = mock_sandbox(sandbox)
+    private = {"email": "jane.private@example.com", "phone": "+15550001111", "firstName": "Jane"}
+    body = {"statusCode": status, "message": "Request rejected", "traceId": "trace-42", "contact": private}
+    mocked_http.post(f"{url}/contacts/search", status_code=status, json=body)
+    _, failure = run_sync_catching(pit_config(sandbox, url), catalog=selecting("contacts"))
+    assert failure is not None
+    assert "Request rejected" in str(failure)
+    assert "trace-42" in str(failure)
+    everything = str(failure) + caplog.text
+    assert [value for value in private.values() if value in everything] == []
