@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 from singer_sdk import Tap
@@ -40,6 +41,8 @@ from tap_ghl_contacts.streams import (
 )
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from requests.auth import AuthBase
     from singer_sdk.streams import Stream
 
@@ -69,6 +72,21 @@ class TapGHLContacts(Tap):
     name = "tap-ghl-contacts"
     config_jsonschema = settings.CONFIG_SCHEMA
     message_writer_class = GHLMessageWriter
+    #: The tap the CLI is running, so a failed run can still emit its last STATE.
+    running: ClassVar[TapGHLContacts | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        """Build the tap and remember it as the one this process runs."""
+        super().__init__(*args, **kwargs)
+        type(self).running = self
+
+    def write_resumable_state(self) -> None:
+        """Emit the state as it is now: every bookmark stops at a record already written.
+
+        ``sync_all`` is final in singer-sdk and writes no STATE when a stream fails, so
+        without this a run that fails at contact 199 would resume from contact 100.
+        """
+        self.state_writer.write_state(self.state)
 
     @override
     def discover_streams(self) -> list[Stream]:
@@ -95,6 +113,15 @@ class TapGHLContacts(Tap):
             msg = "Config validation failed"
             raise ConfigValidationError(msg, errors=errors)
         return errors
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """SIGTERM or Ctrl-C: emit a resumable STATE and exit non-zero (the SDK exits 0)."""
+        self.logger.warning(
+            "Stopped by %s; the last STATE is resumable: run again to continue.", signal.Signals(signum).name
+        )
+        self.write_resumable_state()
+        sys.exit(128 + signum)
 
     @cached_property
     def authenticator(self) -> AuthBase:
@@ -148,6 +175,8 @@ class TapGHLContacts(Tap):
         try:
             super().invoke(*args, **kwargs)
         except _USER_FACING_ERRORS as exc:
+            if cls.running is not None:
+                cls.running.write_resumable_state()
             cls.logger.error("%s", describe_failure(exc))  # noqa: TRY400  (no traceback by design)
             sys.exit(exc.exit_code if isinstance(exc, TapGHLError) else 1)
 

@@ -213,3 +213,31 @@ def test_the_calendar_scan_narrows_its_windows_where_appointments_are_dense(
     ]
     assert max(per_answer) > EVENTS_PER_REQUEST  # the first window met the busy month whole
     assert sum(n > EVENTS_PER_REQUEST for n in per_answer) == 1  # then windows narrowed
+
+
+def test_empty_years_before_the_first_appointment_do_not_widen_the_calendar_scan(
+    mock_sandbox: Callable[[SandboxAPI], str],
+) -> None:
+    sandbox = sandbox_with(2)
+    steady = [
+        {
+            "id": f"a-steady-{n}",
+            "calendarId": "cal1",
+            "title": "Daily call",
+            "startTime": f"{dt.date(2024, 1, 1) + dt.timedelta(days=n // 12)} {n % 12 + 8:02d}:00:00",
+            "endTime": f"{dt.date(2024, 1, 1) + dt.timedelta(days=n // 12)} {n % 12 + 8:02d}:30:00",
+            "contactId": "c000000",
+            "dateUpdated": "2024-01-01T00:00:00Z",
+        }
+        for n in range(12 * 365)
+    ]
+    sandbox.account.appointments["c000000"].extend(steady)
+    out = run_sync(pit_config(sandbox, mock_sandbox(sandbox), start_date="2020-01-01T00:00:00Z"))
+    assert sorted(r["id"] for r in out.records("appointments")) == sandbox.account.truth()["appointments"]
+    starts = [epoch_ms(a["startTime"]) for rows in sandbox.account.appointments.values() for a in rows]
+    per_answer = [
+        sum(int(r["query"]["startTime"][0]) <= t <= int(r["query"]["endTime"][0]) for t in starts)
+        for r in sandbox.api_calls("/calendars/events")
+    ]
+    # Four empty years grow no window past the first scan's: the busy year comes in months.
+    assert max(per_answer) <= EVENTS_PER_REQUEST

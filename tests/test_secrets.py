@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tests.scenarios import bad_input, faults, rotation, shapes
+from tests.scenarios import bad_input, faults, kills, rotation, shapes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 EVERY_SCENARIO: list[Scenario] = [
     *faults.SCENARIOS,
     *rotation.SCENARIOS,
+    kills.kill_and_resume,
+    kills.terminated_and_resumed,
     bad_input.bad_config_and_cli_input,
     shapes.odd_shapes_are_kept,
 ]
