@@ -170,7 +170,7 @@ SURVIVED: list[Scenario] = [
     survives(
         "a_mix_at_random",
         *(
-            {"kind": kind, "probability": 0.01, "times": 3}
+            {"kind": kind, "probability": 0.03, "times": 2}
             for kind in ("500", "html", "reset", "truncate", "429", "revoke")
         ),
         rate_limits=FAST_RATE_LIMITS,
