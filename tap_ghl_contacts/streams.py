@@ -156,7 +156,8 @@ class ContactsStream(GHLStream):
         fresh = (row for row in super().get_records(context) if not memory.already_synced(row))
         for record in self._children_prefetched(fresh):
             yield record
-            # Resumed only once the SDK has written the record and its children.
+            # Resumed only once the SDK has written the record and its children; its
+            # post_process normalised the record in place, so this is the emitted dateUpdated.
             memory.remember(record)
 
     def _children_prefetched(self, records: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
