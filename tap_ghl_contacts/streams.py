@@ -486,16 +486,62 @@ class CalendarAppointmentsStream(GHLStream):
         start = begin
         seen_events = False
         while start < horizon:
-            end = min(start + step, horizon)
-            count = 0
-            window = {"calendarId": calendar_id, "startTime": _epoch_ms(start), "endTime": _epoch_ms(end) - 1}
-            for row in super().get_records(window):
-                count += 1
-                yield row
-            seen_events = seen_events or count > 0
-            if count > EVENTS_PER_REQUEST:
-                step = max(MIN_WINDOW, step * EVENTS_PER_REQUEST / count)
-            elif count < EVENTS_PER_REQUEST // 4:
-                ceiling = widest if seen_events else max(step, FIRST_SCAN_WINDOW)
-                step = min(widest, ceiling, step * 2)
-            start = end
+            if first_scan and not seen_events:
+                # Before the first event the window size is fixed, so the next few windows
+                # are known: fetch them at once rather than one round trip after another.
+                windows = self._windows_ahead(start, step, horizon, self.ghl_tap.prefetcher.workers)
+            else:
+                windows = [(start, min(start + step, horizon))]
+            for rows in self._fetch_windows(calendar_id, windows):
+                yield from rows
+                seen_events = seen_events or bool(rows)
+                step = _next_step(step, len(rows), widest, seen_events=seen_events)
+            start = windows[-1][1]
+
+    @staticmethod
+    def _windows_ahead(
+        start: dt.datetime, step: dt.timedelta, horizon: dt.datetime, count: int
+    ) -> list[tuple[dt.datetime, dt.datetime]]:
+        """Up to ``count`` consecutive windows of ``step`` from ``start``, none past ``horizon``."""
+        windows: list[tuple[dt.datetime, dt.datetime]] = []
+        while start < horizon and len(windows) < count:
+            windows.append((start, min(start + step, horizon)))
+            start = windows[-1][1]
+        return windows
+
+    def _fetch_windows(
+        self, calendar_id: str, windows: list[tuple[dt.datetime, dt.datetime]]
+    ) -> Iterable[list[dict[str, Any]]]:
+        """Answers for ``windows`` in order; several are fetched in the pool at once."""
+        if len(windows) == 1:
+            ((start, end),) = windows
+            yield list(super().get_records(self._window(calendar_id, start, end)))
+            return
+        prefetcher = self.ghl_tap.prefetcher
+        keys = [(self.name, calendar_id, _epoch_ms(start)) for start, _ in windows]
+        try:
+            for key, (start, end) in zip(keys, windows, strict=True):
+                context = self._window(calendar_id, start, end)
+                prefetcher.submit(key, partial(self._request_list, context))
+            for key in keys:
+                yield prefetcher.take(key) or []
+        except BaseException:
+            prefetcher.cancel_all()
+            raise
+
+    def _request_list(self, context: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(self.request_records(context))
+
+    @staticmethod
+    def _window(calendar_id: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        return {"calendarId": calendar_id, "startTime": _epoch_ms(start), "endTime": _epoch_ms(end) - 1}
+
+
+def _next_step(step: dt.timedelta, count: int, widest: dt.timedelta, *, seen_events: bool) -> dt.timedelta:
+    """Shrink after a crowded answer, grow after a sparse one (capped before the first event)."""
+    if count > EVENTS_PER_REQUEST:
+        return max(MIN_WINDOW, step * EVENTS_PER_REQUEST / count)
+    if count < EVENTS_PER_REQUEST // 4:
+        ceiling = widest if seen_events else max(step, FIRST_SCAN_WINDOW)
+        return min(widest, ceiling, step * 2)
+    return step

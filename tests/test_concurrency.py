@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tap_ghl_contacts.sandbox import RateLimits
-from tests.helpers import pit_config, run_sync, run_sync_catching
+from tests.helpers import pit_config, run_sync, run_sync_catching, selecting
 from tests.sandboxes import sandbox_with
 
 if TYPE_CHECKING:
@@ -44,3 +44,19 @@ def test_a_failed_child_fetch_stops_the_run_with_its_error(
     contacts = [r["id"] for r in out.records("contacts")]
     assert contacts == [f"c{i:06d}" for i in range(17)]  # nothing at or after the failing contact
     assert all(r["contactId"] < "c000017" for r in out.records("notes"))
+
+
+def test_the_empty_months_before_a_calendars_first_event_are_fetched_concurrently(
+    serve_sandbox: Callable[[SandboxAPI], str],
+) -> None:
+    sandbox = sandbox_with(20, latency=0.02, rate_limits=RateLimits(enabled=False))
+    url = serve_sandbox(sandbox)
+    appointments = selecting("appointments")
+    config = pit_config(sandbox, url, start_date="2021-01-01T00:00:00Z")  # three empty years first
+    sequential = run_sync({**config, "max_concurrency": 1}, catalog=appointments)
+    assert sandbox.max_in_flight == 1
+    concurrent = run_sync({**config, "max_concurrency": 6}, catalog=appointments)
+    assert sandbox.max_in_flight >= 4
+    assert emitted(concurrent.messages) == emitted(sequential.messages)
+    found = sorted(r["id"] for r in concurrent.records("appointments"))
+    assert found == sandbox.account.truth()["appointments"]
