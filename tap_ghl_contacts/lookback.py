@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 STATE_KEY = "synced_in_lookback"
 #: Most contacts remembered; a bulk import sharing one dateUpdated beyond this is re-read.
 LIMIT = 1000
+#: Contacts remembered between two prunes; stale entries in between are harmless.
+PRUNE_EVERY = 64
 
 
 class LookbackMemory:
@@ -40,8 +42,8 @@ class LookbackMemory:
         self._previous = dict(self._entries)
         self._lookback = lookback
         self._naive_tz = naive_tz
-        self._floor: str | None = None
         self._newest: str | None = None
+        self._unpruned = 0
         stream_state[STATE_KEY] = self._entries
 
     def already_synced(self, row: dict[str, Any]) -> bool:
@@ -59,14 +61,18 @@ class LookbackMemory:
         self._entries[key] = updated
         if self._newest is None or updated > self._newest:
             self._newest = updated
-            newest = parse_timestamp(updated)
-            self._floor = None if newest is None else format_timestamp(newest - self._lookback)
-        self._prune()
+        self._unpruned += 1
+        if self._unpruned >= PRUNE_EVERY or len(self._entries) > LIMIT:
+            self.prune()
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
+        """Forget what fell out of the window (done every few contacts: parsing is the cost)."""
+        self._unpruned = 0
+        newest = parse_timestamp(self._newest) if self._newest else None
+        floor = None if newest is None else format_timestamp(newest - self._lookback)
         while self._entries:
             oldest_key = next(iter(self._entries))
-            too_old = self._floor is not None and self._entries[oldest_key] < self._floor
+            too_old = floor is not None and self._entries[oldest_key] < floor
             if not too_old and len(self._entries) <= LIMIT:
                 return
             del self._entries[oldest_key]

@@ -45,6 +45,9 @@ TASK_SEARCH_PAGE = 100
 EVENTS_PER_REQUEST = 1000
 FIRST_SCAN_WINDOW = dt.timedelta(days=30)
 MIN_WINDOW = dt.timedelta(hours=1)
+# Empty windows fetched at once before a calendar's first event: the batch that meets the
+# first busy month holds this many windows' events in memory together.
+WINDOWS_AHEAD = 4
 # Contacts read ahead of the writer, per pool worker, so the pool never idles.
 LOOKAHEAD_PER_WORKER = 4
 
@@ -159,6 +162,7 @@ class ContactsStream(GHLStream):
             # Resumed only once the SDK has written the record and its children; its
             # post_process normalised the record in place, so this is the emitted dateUpdated.
             memory.remember(record)
+        memory.prune()
 
     def _children_prefetched(self, records: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:
         """Pass records through while their children are fetched ahead in the pool."""
@@ -489,7 +493,8 @@ class CalendarAppointmentsStream(GHLStream):
             if first_scan and not seen_events:
                 # Before the first event the window size is fixed, so the next few windows
                 # are known: fetch them at once rather than one round trip after another.
-                windows = self._windows_ahead(start, step, horizon, self.ghl_tap.prefetcher.workers)
+                ahead = min(self.ghl_tap.prefetcher.workers, WINDOWS_AHEAD)
+                windows = self._windows_ahead(start, step, horizon, ahead)
             else:
                 windows = [(start, min(start + step, horizon))]
             for rows in self._fetch_windows(calendar_id, windows):
