@@ -10,14 +10,15 @@ from __future__ import annotations
 import decimal
 from typing import Any
 
-_PYTHON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "number": (int, float, decimal.Decimal),
-    "integer": (int,),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-    "null": (type(None),),
+# Exact types, as a JSON parser produces them: a bool is not accepted as a number.
+_PYTHON_TYPES: dict[str, frozenset[type]] = {
+    "string": frozenset({str}),
+    "number": frozenset({int, float, decimal.Decimal}),
+    "integer": frozenset({int}),
+    "boolean": frozenset({bool}),
+    "object": frozenset({dict}),
+    "array": frozenset({list}),
+    "null": frozenset({type(None)}),
 }
 
 
@@ -26,27 +27,18 @@ class FieldTypes:
 
     def __init__(self, schema: dict[str, Any], *, skip: frozenset[str] = frozenset()) -> None:
         """Read the declared types of ``schema``; fields in ``skip`` are checked elsewhere."""
-        self.accepted: dict[str, tuple[type, ...]] = {}
-        self.rejects_bool: set[str] = set()
+        self.accepted: dict[str, frozenset[type]] = {}
         self.required: set[str] = set()
         for name, prop in (schema.get("properties") or {}).items():
             kinds = prop.get("type")
             if name in skip or not kinds:
                 continue
             kinds = [kinds] if isinstance(kinds, str) else list(kinds)
-            self.accepted[name] = tuple(t for kind in kinds for t in _PYTHON_TYPES.get(kind, ()))
-            if "boolean" not in kinds:
-                self.rejects_bool.add(name)  # bool is an int to isinstance
+            self.accepted[name] = frozenset().union(*(_PYTHON_TYPES.get(kind, ()) for kind in kinds))
             if "null" not in kinds:
                 self.required.add(name)
 
     def mismatches(self, row: dict[str, Any]) -> list[str]:
         """Declared fields of ``row`` whose value has a type the schema does not allow."""
-        wrong = []
-        for name, value in row.items():
-            accepted = self.accepted.get(name)
-            if accepted is None:
-                continue
-            if not isinstance(value, accepted) or (isinstance(value, bool) and name in self.rejects_bool):
-                wrong.append(name)
-        return wrong
+        accepted = self.accepted
+        return [name for name, value in row.items() if name in accepted and type(value) not in accepted[name]]

@@ -27,7 +27,7 @@ from tap_ghl_contacts.auth import (
 )
 from tap_ghl_contacts.bookmarks import check_state
 from tap_ghl_contacts.errors import TapGHLError
-from tap_ghl_contacts.messages import GHLMessageWriter
+from tap_ghl_contacts.messages import GHLMessageWriter, GHLStateWriter
 from tap_ghl_contacts.pacing import PacedAdapter, RequestPacer
 from tap_ghl_contacts.prefetch import ChildPrefetcher
 from tap_ghl_contacts.streams import (
@@ -78,6 +78,8 @@ class TapGHLContacts(Tap):
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
         """Build the tap and remember it as the one this process runs."""
         super().__init__(*args, **kwargs)
+        if isinstance(self.message_writer, GHLMessageWriter):
+            self._state_writer = GHLStateWriter(self.message_writer)
         type(self).running = self
 
     def write_resumable_state(self) -> None:
