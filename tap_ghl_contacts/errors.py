@@ -30,6 +30,15 @@ class APIResponseError(TapGHLError):
     """GHL answered with an error or a body we cannot use."""
 
 
+class StopRequestedError(TapGHLError):
+    """SIGTERM or Ctrl-C: the run stops at the next record boundary, resumably."""
+
+    def __init__(self, signal_name: str, signal_number: int) -> None:
+        """Exit like a process the signal ended (128 + the signal's number)."""
+        super().__init__(f"Stopped by {signal_name}; the last STATE is resumable: run again to continue.")
+        self.exit_code = 128 + signal_number
+
+
 def error_words(response: requests.Response) -> str:
     """GHL's own words on an error and its trace id, short; never the rest of the body.
 

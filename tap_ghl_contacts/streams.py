@@ -158,6 +158,7 @@ class ContactsStream(GHLStream):
         )
         fresh = (row for row in super().get_records(context) if not memory.already_synced(row))
         for record in self._children_prefetched(fresh):
+            self.ghl_tap.raise_if_stopping()
             yield record
             # Resumed only once the SDK has written the record and its children; its
             # post_process normalised the record in place, so this is the emitted dateUpdated.
@@ -374,6 +375,7 @@ class AllContactsNotesStream(GHLStream):
                 prefetcher.submit((self.name, contact_id), partial(self._fetch, contact_id))
                 ahead.append(contact_id)
                 if len(ahead) > LOOKAHEAD_PER_WORKER * prefetcher.workers:
+                    self.ghl_tap.raise_if_stopping()
                     yield from self._take(prefetcher, ahead.popleft())
             while ahead:
                 yield from self._take(prefetcher, ahead.popleft())
@@ -498,6 +500,7 @@ class CalendarAppointmentsStream(GHLStream):
             else:
                 windows = [(start, min(start + step, horizon))]
             for rows in self._fetch_windows(calendar_id, windows):
+                self.ghl_tap.raise_if_stopping()
                 yield from rows
                 seen_events = seen_events or bool(rows)
                 step = _next_step(step, len(rows), widest, seen_events=seen_events)

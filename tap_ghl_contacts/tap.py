@@ -26,7 +26,7 @@ from tap_ghl_contacts.auth import (
     default_token_store_path,
 )
 from tap_ghl_contacts.bookmarks import check_state
-from tap_ghl_contacts.errors import TapGHLError
+from tap_ghl_contacts.errors import StopRequestedError, TapGHLError
 from tap_ghl_contacts.messages import GHLMessageWriter, GHLStateWriter
 from tap_ghl_contacts.pacing import PacedAdapter, RequestPacer
 from tap_ghl_contacts.prefetch import ChildPrefetcher
@@ -77,6 +77,7 @@ class TapGHLContacts(Tap):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
         """Build the tap and remember it as the one this process runs."""
+        self.stop_requested: StopRequestedError | None = None
         super().__init__(*args, **kwargs)
         if isinstance(self.message_writer, GHLMessageWriter):
             self._state_writer = GHLStateWriter(self.message_writer)
@@ -118,12 +119,23 @@ class TapGHLContacts(Tap):
 
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """SIGTERM or Ctrl-C: emit a resumable STATE and exit non-zero (the SDK exits 0)."""
+        """SIGTERM or Ctrl-C: stop at the next record boundary (a second signal stops now).
+
+        The SDK writes STATE from inside the handler and exits 0; a handler can run in
+        the middle of writing a record, so the stop is only noted here and the run ends
+        through the normal failure path: a resumable STATE, exit 128 + the signal.
+        """
+        if self.stop_requested is not None:
+            sys.exit(128 + signum)
         self.logger.warning(
-            "Stopped by %s; the last STATE is resumable: run again to continue.", signal.Signals(signum).name
+            "%s received: stopping after the record being written.", signal.Signals(signum).name
         )
-        self.write_resumable_state()
-        sys.exit(128 + signum)
+        self.stop_requested = StopRequestedError(signal.Signals(signum).name, signum)
+
+    def raise_if_stopping(self) -> None:
+        """Called between records: end the run here if a signal asked for it."""
+        if self.stop_requested is not None:
+            raise self.stop_requested
 
     @cached_property
     def authenticator(self) -> AuthBase:

@@ -409,22 +409,26 @@ def terminated_and_resumed(folder: Path) -> Transcript:
     with served(sandbox) as url:
         config = write_config(folder, pit_config(sandbox, url, max_concurrency=2))
         log = folder / "stderr.log"
-        with log.open("w", encoding="utf-8") as stderr:  # a file: an unread pipe would block the tap
-            process = subprocess.Popen(
+        with (
+            log.open("w", encoding="utf-8") as stderr,  # a file: an unread pipe would block the tap
+            subprocess.Popen(
                 tap_cli("--config", str(config)), stdout=subprocess.PIPE, stderr=stderr, text=True
-            )
+            ) as process,
+        ):
             assert process.stdout is not None
-            lines, contacts = [], 0
+            lines, contacts, signalled = [], 0, False
+            # Read to the end through the same file object: communicate() would read the
+            # pipe's descriptor and miss what this reader has buffered already.
             for line in process.stdout:
                 lines.append(line)
                 contacts += line.startswith('{"type":"RECORD","stream":"contacts"')
-                if contacts >= TERMINATE_AFTER_CONTACTS:
-                    process.send_signal(signal.SIGTERM)
-                    break
-            rest, _ = process.communicate(timeout=ATTEMPT_TIMEOUT)
+                if contacts >= TERMINATE_AFTER_CONTACTS and not signalled:
+                    process.send_signal(signal.SIGTERM)  # once: a second signal means "stop now"
+                    signalled = True
+            process.wait(timeout=ATTEMPT_TIMEOUT)
         errors = log.read_text(encoding="utf-8")
-        transcript.keep("".join(lines), rest, errors)
-        first = [json.loads(line) for line in [*lines, *rest.splitlines()] if line.strip()]
+        transcript.keep("".join(lines), errors)
+        first = [json.loads(line) for line in lines if line.strip()]
         state_file = folder / "state.json"
         state_file.write_text(json.dumps([m for m in first if m["type"] == "STATE"][-1]["value"]))
         transcript.keep_file(state_file)
