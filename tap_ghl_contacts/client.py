@@ -179,6 +179,10 @@ class GHLStream(RESTStream[Any]):
 
     # Records
 
+    def fetch_all(self, context: Context | None) -> list[dict[str, Any]]:
+        """Every record of one unpaged list, as a job the prefetch pool can run."""
+        return list(self.request_records(context))
+
     def _contact_vanished(self, response: requests.Response) -> bool:
         return self.contact_may_vanish and response.headers.get("Content-Type", "").startswith(
             "application/json"
@@ -249,17 +253,17 @@ class GHLStream(RESTStream[Any]):
                 row, f"has a {self.replication_key} that is not a timestamp; the bookmark cannot move past it"
             )
         extra.update(bad)
-        if extra.keys() - unknown:
-            self.logger.warning(
-                "Stream '%s' record %r: %s did not match the declared type; emitted as null, "
-                "the original value kept in %s.",
-                self.name,
-                row.get("id"),
-                ", ".join(sorted(extra.keys() - unknown)),
-                EXTRA_FIELDS,
-            )
         if extra:
             row[EXTRA_FIELDS] = extra
+            if mistyped := sorted(extra.keys() - unknown):
+                self.logger.warning(
+                    "Stream '%s' record %r: %s did not match the declared type; emitted as null, "
+                    "the original value kept in %s.",
+                    self.name,
+                    row.get("id"),
+                    ", ".join(mistyped),
+                    EXTRA_FIELDS,
+                )
         return row
 
     def _refuse(self, row: dict[str, Any], problem: str) -> NoReturn:

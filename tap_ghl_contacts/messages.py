@@ -36,12 +36,13 @@ class GHLMessageWriter(MsgSpecWriter):
             if self._schemas.get(message.stream) == message:
                 return
             self._schemas[message.stream] = message
-        stdout = sys.stdout.buffer
-        stdout.write(self.format_message(message))
-        if not isinstance(message, RecordMessage):
-            stdout.flush()
+        line = self.format_message(message)
+        if isinstance(message, RecordMessage):
+            sys.stdout.buffer.write(line)
+        else:
+            self.write_line(line)
 
-    def write_line(self, line: bytes) -> None:
+    def write_line(self, line: bytes | bytearray) -> None:
         """Write one encoded message and flush (a STATE: the target must have what it covers)."""
         stdout = sys.stdout.buffer
         stdout.write(line)

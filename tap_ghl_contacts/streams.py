@@ -229,7 +229,7 @@ class ContactChildStream(GHLStream):
     def prefetch(self, prefetcher: ChildPrefetcher, contact_id: str) -> None:
         """Start fetching this contact's list in the pool."""
         context = {"contactId": contact_id}
-        prefetcher.submit((self.name, contact_id), lambda: list(self.request_records(context)))
+        prefetcher.submit((self.name, contact_id), partial(self.fetch_all, context))
 
     def flush_prefetch(self, prefetcher: ChildPrefetcher) -> None:
         """Submit whatever is still collected for a batch."""
@@ -372,7 +372,7 @@ class AllContactsNotesStream(GHLStream):
         try:
             for contact in ContactIdsStream(self._tap).request_records(None):
                 contact_id = contact["id"]
-                prefetcher.submit((self.name, contact_id), partial(self._fetch, contact_id))
+                prefetcher.submit((self.name, contact_id), partial(self.fetch_all, {"contactId": contact_id}))
                 ahead.append(contact_id)
                 if len(ahead) > LOOKAHEAD_PER_WORKER * prefetcher.workers:
                     self.ghl_tap.raise_if_stopping()
@@ -382,9 +382,6 @@ class AllContactsNotesStream(GHLStream):
         except BaseException:
             prefetcher.cancel_all()
             raise
-
-    def _fetch(self, contact_id: str) -> list[dict[str, Any]]:
-        return list(self.request_records({"contactId": contact_id}))
 
     def _take(self, prefetcher: ChildPrefetcher, contact_id: str) -> list[dict[str, Any]]:
         rows = prefetcher.take((self.name, contact_id)) or []
@@ -492,13 +489,12 @@ class CalendarAppointmentsStream(GHLStream):
         start = begin
         seen_events = False
         while start < horizon:
-            if first_scan and not seen_events:
-                # Before the first event the window size is fixed, so the next few windows
-                # are known: fetch them at once rather than one round trip after another.
-                ahead = min(self.ghl_tap.prefetcher.workers, WINDOWS_AHEAD)
-                windows = self._windows_ahead(start, step, horizon, ahead)
-            else:
-                windows = [(start, min(start + step, horizon))]
+            # Before the first event the window size is fixed, so the next few windows are
+            # known: fetch them at once rather than one round trip after another.
+            ahead = (
+                min(self.ghl_tap.prefetcher.workers, WINDOWS_AHEAD) if first_scan and not seen_events else 1
+            )
+            windows = self._windows_ahead(start, step, horizon, ahead)
             for rows in self._fetch_windows(calendar_id, windows):
                 self.ghl_tap.raise_if_stopping()
                 yield from rows
@@ -523,22 +519,19 @@ class CalendarAppointmentsStream(GHLStream):
         """Answers for ``windows`` in order; several are fetched in the pool at once."""
         if len(windows) == 1:
             ((start, end),) = windows
-            yield list(super().get_records(self._window(calendar_id, start, end)))
+            yield self.fetch_all(self._window(calendar_id, start, end))
             return
         prefetcher = self.ghl_tap.prefetcher
         keys = [(self.name, calendar_id, _epoch_ms(start)) for start, _ in windows]
         try:
             for key, (start, end) in zip(keys, windows, strict=True):
                 context = self._window(calendar_id, start, end)
-                prefetcher.submit(key, partial(self._request_list, context))
+                prefetcher.submit(key, partial(self.fetch_all, context))
             for key in keys:
                 yield prefetcher.take(key) or []
         except BaseException:
             prefetcher.cancel_all()
             raise
-
-    def _request_list(self, context: dict[str, Any]) -> list[dict[str, Any]]:
-        return list(self.request_records(context))
 
     @staticmethod
     def _window(calendar_id: str, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:

@@ -127,10 +127,9 @@ class TapGHLContacts(Tap):
         """
         if self.stop_requested is not None:
             sys.exit(128 + signum)
-        self.logger.warning(
-            "%s received: stopping after the record being written.", signal.Signals(signum).name
-        )
-        self.stop_requested = StopRequestedError(signal.Signals(signum).name, signum)
+        name = signal.Signals(signum).name
+        self.logger.warning("%s received: stopping after the record being written.", name)
+        self.stop_requested = StopRequestedError(name, signum)
 
     def raise_if_stopping(self) -> None:
         """Called between records: end the run here if a signal asked for it."""
